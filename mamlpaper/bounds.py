@@ -1,0 +1,158 @@
+"""Closed forms for the learning-rate bounds: α_c (Eq. 11, 23) and β_c(α) (Eq. 18-19, 26).
+
+Near a minimum every meta-update is gradient descent on a quadratic whose curvature along
+the i-th Hessian eigenvector is c(λ_i, α); the three curvature models of PAPER_NOTES.md differ
+only in c. The forms here are checked against the SymPy derivation in `mamlpaper.symbolic`.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+CURVATURE_MODELS = ("simplified", "penalty", "exact")
+
+
+def _check_model(model, steps):
+    if model not in CURVATURE_MODELS:
+        raise ValueError(f"model={model!r} is not allowed; choose one of {', '.join(CURVATURE_MODELS)}")
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
+        raise ValueError(f"steps={steps!r} is not allowed; steps must be an int >= 1")
+    if model == "penalty" and steps != 1:
+        raise ValueError(f"steps={steps!r} is not allowed with model='penalty'; the penalty form is one-step, use steps=1")
+
+
+def _real_array(value, name):
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}={value!r} is not allowed; {name} must be real numbers") from None
+    if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        raise ValueError(f"{name} has dtype {array.dtype}; {name} must be real numbers")
+    if array.size == 0:
+        raise ValueError(f"{name} is empty (shape {array.shape}); at least one value is needed")
+    array = array.astype(float)
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} contains {float(array[~np.isfinite(array)].flat[0])!r}; {name} must be finite")
+    return array
+
+
+def _eigenvalues(value):
+    eigenvalues = _real_array(value, "eigenvalues")
+    if not np.any(eigenvalues > 0):
+        raise ValueError(f"eigenvalues has no positive entry (largest {float(eigenvalues.max())!r}); "
+                         "the bounds are about a minimum, which needs a positive eigenvalue")
+    return eigenvalues
+
+
+def _rates(value, name, *, allow_zero):
+    rates = _real_array(value, name)
+    bad = rates < 0 if allow_zero else rates <= 0
+    if np.any(bad):
+        allowed = ">= 0 (0 is plain gradient descent)" if allow_zero else "> 0"
+        raise ValueError(f"{name} contains {float(rates[bad].flat[0])!r}; {name} must be {allowed}")
+    return rates
+
+
+def _vector(value, name, *, allow_zero):
+    rates = _rates(value, name, allow_zero=allow_zero)
+    if rates.ndim != 1:
+        raise ValueError(f"{name} has shape {rates.shape}; {name} must be a 1-D grid")
+    return rates
+
+
+def _curvature(eigenvalues, alpha, model, steps):
+    lam = eigenvalues
+    a = alpha.reshape(alpha.shape + (1,) * lam.ndim)
+    if model == "simplified":
+        return lam * (1.0 - a * lam) ** steps
+    if model == "penalty":
+        return lam - 2.0 * a * lam**2
+    return lam * (1.0 - a * lam) ** (2 * steps)
+
+
+def _beta_critical(alpha, eigenvalues, model, steps):
+    c = _curvature(eigenvalues[eigenvalues > 0], alpha, model, steps)
+    with np.errstate(divide="ignore"):
+        bound = np.where(c > 0, 2.0 / np.where(c > 0, c, 1.0), np.inf).min(axis=-1)
+    return np.where(np.any(c < 0, axis=-1), 0.0, bound)
+
+
+def curvature(eigenvalues, alpha, model="simplified", steps=1) -> np.ndarray:
+    """Effective curvature c(λ, α) of the meta-update along each Hessian eigenvector.
+
+    simplified (g − αHg, Eq. 4, and first-order MAML): λ(1 − αλ)^k (Eq. 9 for k = 1);
+    penalty (L − α gᵀg read literally, Eq. 5-7): λ − 2αλ²; exact k-step MAML: λ(1 − αλ)^{2k}.
+    Shape: alpha.shape + eigenvalues.shape.
+    """
+    _check_model(model, steps)
+    eigenvalues = _eigenvalues(eigenvalues)
+    alpha = _rates(alpha, "alpha", allow_zero=True)
+    return _curvature(eigenvalues, alpha, model, steps)
+
+
+def alpha_critical(eigenvalues, model="simplified", steps=1) -> float:
+    """Largest inner rate that keeps θ* a minimum (Eq. 11; Eq. 23 over all tasks' eigenvalues).
+
+    Set by the largest eigenvalue of any task; np.inf where the curvature never turns
+    negative (exact MAML, and first-order MAML with an even number of steps).
+    """
+    _check_model(model, steps)
+    largest = float(_eigenvalues(eigenvalues).max())
+    if model == "simplified" and steps % 2 == 1:
+        return 1.0 / largest
+    if model == "penalty":
+        return 1.0 / (2.0 * largest)
+    return float(np.inf)
+
+
+def beta_critical(alpha, eigenvalues, model="simplified", steps=1) -> np.ndarray:
+    """Meta rate below which the meta-update converges near θ* (Eq. 18-19; Eq. 26 multi-task).
+
+    min over every eigenvalue of every task of 2/c(λ, α); 0 where some curvature is negative
+    (θ* is no minimum, no β works); eigenvalues <= 0 and zero curvatures impose no bound.
+    """
+    _check_model(model, steps)
+    eigenvalues = _eigenvalues(eigenvalues)
+    alpha = _rates(alpha, "alpha", allow_zero=True)
+    return _beta_critical(alpha, eigenvalues, model, steps)
+
+
+def predicted_stable(alphas, betas, eigenvalues, model="simplified", steps=1) -> np.ndarray:
+    """Theory's stability map on an α×β grid: rows β, columns α, as pcolormesh draws it.
+
+    A cell is stable iff 0 < β < β_c(α) (Eq. 19); α beyond α_c has β_c = 0 and is never stable.
+    """
+    _check_model(model, steps)
+    alphas = _vector(alphas, "alphas", allow_zero=True)
+    betas = _vector(betas, "betas", allow_zero=False)
+    eigenvalues = _eigenvalues(eigenvalues)
+    return betas[:, None] < _beta_critical(alphas, eigenvalues, model, steps)[None, :]
+
+
+def agreement(predicted_stable, measured_stable, margin=1) -> tuple[float, int]:
+    """Fraction of grid cells where theory and measurement agree, away from the boundary.
+
+    Cells within `margin` grid steps of the predicted boundary are skipped: a grid only
+    resolves the boundary to one step, so disagreement there says nothing about the theory.
+    Returns (fraction, number of cells counted).
+    """
+    if isinstance(margin, bool) or not isinstance(margin, numbers.Integral) or margin < 0:
+        raise ValueError(f"margin={margin!r} is not allowed; margin must be an int >= 0")
+    predicted = np.asarray(predicted_stable)
+    measured = np.asarray(measured_stable)
+    for name, array in (("predicted_stable", predicted), ("measured_stable", measured)):
+        if array.dtype != bool:
+            raise ValueError(f"{name} has dtype {array.dtype}; {name} must be a bool array")
+        if array.ndim != 2 or array.size == 0:
+            raise ValueError(f"{name} has shape {array.shape}; {name} must be a non-empty 2-D grid")
+    if predicted.shape != measured.shape:
+        raise ValueError(f"measured_stable has shape {measured.shape}; it must match predicted_stable's {predicted.shape}")
+    size = 2 * margin + 1
+    windows = np.lib.stride_tricks.sliding_window_view(np.pad(predicted, margin, mode="edge"), (size, size))
+    counted = windows.all(axis=(-2, -1)) | ~windows.any(axis=(-2, -1))
+    n = int(counted.sum())
+    if n == 0:
+        raise ValueError(f"margin={margin!r} leaves no cell of the {predicted.shape} grid away from the "
+                         "predicted boundary; use a smaller margin or a finer grid")
+    return float(np.mean(predicted[counted] == measured[counted])), n

@@ -1,0 +1,316 @@
+"""Figures of the paper: one style, α×β stability maps on log axes, deterministic saving.
+
+Maps are drawn with ``pcolormesh`` on cell edges computed from the (log-spaced, possibly
+non-uniform) grid, so theory curves β_c(α) can be overlaid in data coordinates; a
+categorical heatmap would put α and β on index axes and make that impossible.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import pathlib
+import secrets
+
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.collections import QuadMesh
+from matplotlib.colors import BoundaryNorm, ListedColormap, LogNorm, Normalize
+from matplotlib.legend import Legend
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+__all__ = [
+    "use_style",
+    "grid_edges",
+    "stability_map",
+    "theory_curve",
+    "alpha_line",
+    "beta_line",
+    "save",
+]
+
+_STYLE = pathlib.Path(__file__).with_name("mamlpaper.mplstyle")
+_BELOW_COLOUR = "black"
+_ABOVE_COLOUR = "0.6"
+_FORMATS = ("png", "pdf")
+# Timestamps and version strings are the only varying parts of matplotlib's output.
+_METADATA = {
+    "png": {"Software": None},
+    "pdf": {"Creator": None, "Producer": None, "CreationDate": None},
+}
+
+
+def use_style() -> None:
+    """Apply the package style so every notebook's figures look alike."""
+    plt.style.use(_STYLE)
+
+
+def _style_rc() -> dict:
+    """Saving settings read from the shipped style, so output does not depend on the session."""
+    rc = mpl.rc_params_from_file(_STYLE, use_default_template=False)
+    return {k: v for k, v in rc.items() if k.startswith(("savefig.", "pdf."))}
+
+
+def _floats(x, name: str) -> np.ndarray:
+    """Numbers as a float array, or one line naming the parameter that is not numeric."""
+    try:
+        return np.asarray(x, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}={x!r:.80}: must be an array of real numbers") from None
+
+
+def _edges(values, name: str) -> np.ndarray:
+    """Cell edges of a log grid, with errors naming the caller's parameter."""
+    v = _floats(values, name)
+    if v.ndim != 1 or v.size == 0:
+        raise ValueError(f"{name} has shape {v.shape}: must be a non-empty 1-D grid")
+    with np.errstate(invalid="ignore"):
+        bad = np.flatnonzero(~(np.isfinite(v) & (v > 0)))
+    if bad.size:
+        i = bad[0]
+        raise ValueError(
+            f"{name}[{i}]={float(v[i])}: grid values must be finite and > 0 (log axis)"
+        )
+    steps = np.flatnonzero(np.diff(v) <= 0)
+    if steps.size:
+        i = steps[0]
+        raise ValueError(
+            f"{name}[{i}:{i + 2}]={v[i:i + 2].tolist()}: grid must be strictly increasing"
+            " (sorted, no duplicates)"
+        )
+    logs = np.log(v)
+    if v.size == 1:
+        half = 0.5 * math.log(10.0)
+        return np.exp(np.array([logs[0] - half, logs[0] + half]))
+    mids = 0.5 * (logs[:-1] + logs[1:])
+    first = 2 * logs[0] - mids[0]
+    last = 2 * logs[-1] - mids[-1]
+    return np.exp(np.concatenate([[first], mids, [last]]))
+
+
+def grid_edges(values) -> np.ndarray:
+    """Cell edges for a log-spaced grid such as 1…9×10^k.
+
+    Inner edges are geometric means of neighbours; the outer ones mirror the nearest inner
+    edge in log space, so every value sits strictly inside its own cell. A single value gets
+    a cell one decade wide.
+    """
+    return _edges(values, "values")
+
+
+def _default_norm(finite: np.ndarray) -> LogNorm:
+    """LogNorm over the finite positive losses; clip=True colours zeros as the minimum."""
+    positive = finite[finite > 0]
+    if positive.size == 0:
+        return LogNorm(vmin=0.1, vmax=10.0, clip=True)
+    vmin, vmax = float(positive.min()), float(positive.max())
+    if vmin == vmax:
+        vmin, vmax = vmin / math.sqrt(10.0), vmax * math.sqrt(10.0)
+    return LogNorm(vmin=vmin, vmax=vmax, clip=True)
+
+
+def stability_map(
+    ax,
+    alphas,
+    betas,
+    values,
+    *,
+    threshold=None,
+    norm=None,
+    cmap="viridis",
+    colorbar=True,
+    label="training loss",
+) -> QuadMesh:
+    """Draw an α×β map (rows β, columns α) on log axes; diverged (non-finite) cells stay blank.
+
+    With ``threshold`` the map is binary as in the paper's Fig. 3 (black below, grey at or
+    above) with a legend naming the three states; otherwise the loss is coloured on a log
+    scale (non-positive losses take the lowest colour) with an optional colorbar.
+    """
+    x_edges = _edges(alphas, "alphas")
+    y_edges = _edges(betas, "betas")
+    v = _floats(values, "values")
+    if v.ndim != 2:
+        raise ValueError(f"values has ndim {v.ndim}: must be 2-D (len(betas), len(alphas))")
+    expected = (y_edges.size - 1, x_edges.size - 1)
+    if v.shape != expected:
+        raise ValueError(
+            f"values has shape {v.shape}: must be (len(betas), len(alphas)) = {expected}"
+        )
+    data = np.ma.masked_invalid(v)
+
+    if threshold is not None:
+        if norm is not None:
+            raise ValueError(f"norm={norm!r}: must be None when threshold is given (binary map)")
+        try:
+            thr = float(threshold)
+        except (TypeError, ValueError):
+            raise ValueError(f"threshold={threshold!r}: must be a finite number or None") from None
+        if not math.isfinite(thr):
+            raise ValueError(f"threshold={threshold!r}: must be a finite number or None")
+        map_cmap = ListedColormap([_BELOW_COLOUR, _ABOVE_COLOUR]).with_extremes(bad=(0, 0, 0, 0))
+        map_norm: Normalize = BoundaryNorm([-np.inf, thr, np.inf], ncolors=2)
+    else:
+        map_cmap = cmap
+        map_norm = norm if norm is not None else _default_norm(data.compressed())
+
+    mesh = ax.pcolormesh(x_edges, y_edges, data, cmap=map_cmap, norm=map_norm, shading="flat")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(x_edges[0], x_edges[-1])
+    ax.set_ylim(y_edges[0], y_edges[-1])
+    ax.set_xlabel("inner learning rate α")
+    ax.set_ylabel("meta learning rate β")
+
+    if threshold is not None:
+        handles = [
+            Patch(facecolor=_BELOW_COLOUR, edgecolor=_BELOW_COLOUR, label=f"loss < {thr:g}"),
+            Patch(facecolor=_ABOVE_COLOUR, edgecolor=_ABOVE_COLOUR, label=f"loss ≥ {thr:g}"),
+            Patch(facecolor="none", edgecolor="0.3", linewidth=0.5, label="diverged (uncoloured)"),
+        ]
+        # An extra artist, so a later ax.legend() for the curves does not replace it; right of
+        # the axes, where the continuous map has its colorbar, so a title above stays free.
+        key = Legend(
+            ax,
+            handles,
+            [h.get_label() for h in handles],
+            loc="upper left",
+            bbox_to_anchor=(1.02, 1.0),
+            borderaxespad=0.0,
+            handlelength=1.0,
+            handletextpad=0.4,
+            frameon=False,
+        )
+        ax.add_artist(key)
+        key.set_clip_on(False)
+    elif colorbar:
+        ax.get_figure().colorbar(mesh, ax=ax, label=label)
+    return mesh
+
+
+@contextlib.contextmanager
+def _keep_limits(ax):
+    """Overlays must not rescale the map they are drawn on."""
+    xlim, ylim = ax.get_xlim(), ax.get_ylim()
+    try:
+        yield
+    finally:
+        ax.set_xlim(xlim, auto=None)
+        ax.set_ylim(ylim, auto=None)
+
+
+def theory_curve(ax, alphas, beta_c, *, label, **kwargs) -> Line2D:
+    """Overlay β_c(α) in data coordinates, clipped to the map.
+
+    Points with β_c ≤ 0 (no stable β) or non-finite values are not drawn, nor α ≤ 0 on a log
+    α axis; the axes limits are left as they are.
+    """
+    a = _floats(alphas, "alphas")
+    b = _floats(beta_c, "beta_c")
+    if a.ndim != 1 or a.size == 0:
+        raise ValueError(f"alphas has shape {a.shape}: must be a non-empty 1-D array")
+    if b.shape != a.shape:
+        raise ValueError(f"beta_c has shape {b.shape}: must match alphas, shape {a.shape}")
+    with np.errstate(invalid="ignore"):
+        hidden = ~np.isfinite(a) | ~np.isfinite(b) | (b <= 0)
+        if ax.get_xscale() == "log":
+            hidden |= a <= 0
+    with _keep_limits(ax):
+        (line,) = ax.plot(
+            np.ma.array(a, mask=hidden),
+            np.ma.array(b, mask=hidden),
+            label=label,
+            scalex=False,
+            scaley=False,
+            **kwargs,
+        )
+    return line
+
+
+def _level(name: str, value) -> float | None:
+    """A positive level for a reference line; +inf means there is none to draw."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}={value!r}: must be a number > 0 or inf") from None
+    if math.isnan(x) or x <= 0:
+        raise ValueError(f"{name}={value!r}: must be a number > 0 or inf")
+    return None if math.isinf(x) else x
+
+
+def alpha_line(ax, alpha_c, *, label="α_c", **kwargs) -> Line2D | None:
+    """Dashed vertical line at α_c; None (nothing drawn) when α_c is infinite (no α limit)."""
+    x = _level("alpha_c", alpha_c)
+    if x is None:
+        return None
+    style = {"linestyle": "--", "label": label, **kwargs}
+    with _keep_limits(ax):
+        (line,) = ax.plot(
+            [x, x], [0, 1], transform=ax.get_xaxis_transform(), scalex=False, scaley=False,
+            **style,
+        )
+    return line
+
+
+def beta_line(ax, beta, *, label, **kwargs) -> Line2D | None:
+    """Dashed horizontal line at β (e.g. where α=0 starts to diverge); None when β is inf."""
+    y = _level("beta", beta)
+    if y is None:
+        return None
+    style = {"linestyle": "--", "label": label, **kwargs}
+    with _keep_limits(ax):
+        (line,) = ax.plot(
+            [0, 1], [y, y], transform=ax.get_yaxis_transform(), scalex=False, scaley=False,
+            **style,
+        )
+    return line
+
+
+def _check_name(name) -> str:
+    """A figure name is a bare stem: save() adds the directory and both suffixes itself."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name={name!r}: must be a non-empty file stem such as 'fig3'")
+    separators = {"/", "\\", os.sep, os.altsep} - {None}
+    if any(s in name for s in separators) or name.startswith(".") or pathlib.PurePath(name).suffix:
+        raise ValueError(
+            f"name={name!r}: must be a bare file stem"
+            " (no path separator, no suffix, no leading dot)"
+        )
+    return name
+
+
+def save(fig, name, directory) -> list[pathlib.Path]:
+    """Write ``<directory>/<name>.png`` and ``.pdf`` byte-identically across runs.
+
+    Both files are rendered to temporary files in the target directory first and only then
+    renamed into place, so a failure leaves the previous figures untouched and no partial
+    file behind. A figure with a layout engine (``layout="constrained"``) is laid out from
+    its previous draw, so only its first save in a process is reproducible; the package
+    style uses no layout engine, which makes every save identical.
+    """
+    stem = _check_name(name)
+    out_dir = pathlib.Path(directory)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rc = _style_rc()
+    targets = [out_dir / f"{stem}.{fmt}" for fmt in _FORMATS]
+    temps: list[pathlib.Path] = []
+    try:
+        with mpl.rc_context(rc):
+            for fmt, target in zip(_FORMATS, targets):
+                tmp = out_dir / f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+                temps.append(tmp)
+                with os.fdopen(fd, "wb") as fh:
+                    fig.savefig(fh, format=fmt, dpi=rc["savefig.dpi"], metadata=_METADATA[fmt])
+                    fh.flush()
+                    os.fsync(fh.fileno())
+        for tmp, target in zip(temps, targets):
+            os.replace(tmp, target)
+    except BaseException:
+        for tmp in temps:
+            tmp.unlink(missing_ok=True)
+        raise
+    return targets

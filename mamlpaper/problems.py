@@ -1,0 +1,23 @@
+"""The paper's experimental settings as ready-made :class:`~mamlpaper.sweep.MetaProblem`s."""
+from __future__ import annotations
+
+import torch
+
+from . import models, tasks
+from .sweep import MetaProblem
+
+
+def linear_regression(seed: int = 0, n_points: int = 100) -> MetaProblem:
+    """Section 5.1: one fixed task y = a·x + b, full batch, same data inner and outer.
+
+    θ0 and the task come from ``seed``; every iteration sees the same task, as in the paper.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    model = models.linear_model(generator).double()
+    task = tasks.linear_regression(generator, n_points)
+    return MetaProblem(
+        name="linear_regression",
+        model=model,
+        sample_tasks=lambda _generator: task,
+        spec={"family": "linear_regression", "seed": seed, "n_points": n_points, "a_b_range": [0, 5], "x_range": [-5, 5]},
+    )

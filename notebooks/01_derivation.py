@@ -1,0 +1,387 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 01 — The derivation, step by step
+#
+# This notebook retraces the theory of *Role of Two Learning Rates in Convergence of
+# Model-agnostic Meta-learning* in SymPy, in the paper's order: the MAML gradient and its
+# simplification (Eq. 3–7), the Hessian of the simplified loss (Appendix B), the
+# eigen-decomposition argument that gives α_c and β_c(α) (Eq. 9–19), the three curvature
+# models that the paper's single formula hides, the multi-task condition (Eq. 23–26) and the
+# majorization argument of Appendix D. Every step is checked by an `assert`, symbolically
+# where SymPy can, on random matrices where it cannot. It ends with Fig. 2.
+#
+# The expressions are built by `mamlpaper.symbolic`; the numbers the other notebooks use come
+# from `mamlpaper.bounds`, and this notebook checks that the two agree.
+
+# %% tags=["parameters"]
+profile: str = "default"  # smoke | default | paper
+seed: int = 0  # seeds every random check
+device: str = "auto"  # unused here (no tensors), kept so every notebook takes the same parameters
+figures_dir: str = "figures"  # where PNG + PDF go, relative to the repository root
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+import sympy as sp
+from IPython.display import display
+
+from mamlpaper import bounds, plotting, runtime
+from mamlpaper import symbolic as sym
+from mamlpaper.symbolic import alpha, beta, lam
+
+runtime.check_profile(profile)
+figures_path = runtime.resolve_path(figures_dir)
+rng = np.random.default_rng(seed)
+n_trials = {"smoke": 3, "default": 20, "paper": 200}[profile]
+
+# %% [markdown]
+# ## Eq. 1–4: the MAML gradient and the simplified gradient
+#
+# One inner step θ' = θ − α g(θ) (Eq. 1), then the meta-gradient ∇_θ L(θ') (Eq. 2). To see the
+# general structure we take a *generic* smooth loss of θ ∈ ℝ²: every monomial up to degree 3
+# with its own symbolic coefficient, so its gradient g, Hessian H and third-derivative tensor
+# T are all non-trivial.
+
+# %%
+L, params = sym.generic_loss(dim=2, degree=3)
+g = sym.gradient(L, params)
+H = sym.hessian(L, params)
+display(sp.Eq(sp.Symbol("L"), L, evaluate=False))
+
+theta_1 = sym.adapted_point(L, params, steps=1)
+g_at_adapted = g.subs(dict(zip(params, theta_1)), simultaneous=True)
+maml_exact = sym.maml_gradient(L, params, "exact")
+
+# Eq. 3: the chain rule, ∇_θ L(θ') = (I − αH(θ)) g(θ').
+assert sp.expand(maml_exact - (sp.eye(2) - alpha * H) * g_at_adapted) == sp.zeros(2, 1)
+
+# %% [markdown]
+# Eq. 4 keeps the Jacobian (I − αH) but evaluates the gradient at θ instead of θ':
+# the *simplified* gradient g − αHg. First-order MAML (FOMAML) does the opposite: it drops the
+# Jacobian and keeps g(θ'). The two agree to first order in α, and both differ from exact MAML
+# already at first order: exact MAML's α-coefficient is −2Hg, theirs is −Hg.
+
+# %%
+simplified = sym.maml_gradient(L, params, "simplified")
+first_order = sym.maml_gradient(L, params, "first_order")
+assert sp.expand(simplified - (g - alpha * H * g)) == sp.zeros(2, 1)
+assert sp.expand(sym.alpha_coefficient(first_order, 1) + H * g) == sp.zeros(2, 1)
+assert sp.expand(sym.alpha_coefficient(maml_exact, 1) + 2 * H * g) == sp.zeros(2, 1)
+assert sp.expand(first_order - simplified) != sp.zeros(2, 1)  # they differ at O(α²) on a cubic
+
+# %% [markdown]
+# ## Eq. 5–7: a negative gradient penalty — and a factor of 2
+#
+# Because ∇(½ gᵀg) = Hg, the simplified gradient is the *exact* gradient of
+# L − (α/2) gᵀg (Eq. 5). The paper then reads the same loss as the Taylor expansion of
+# L(θ − αg) (Eq. 6–7), which gives L − α gᵀg, whose gradient is g − 2αHg. The two readings
+# differ by a factor 2 in front of the penalty; near a minimum that is the difference between
+# curvature λ − αλ² and λ − 2αλ² (the "simplified" and "penalty" models below).
+
+# %%
+assert sp.expand(sym.gradient((g.T * g)[0] / 2, params) - H * g) == sp.zeros(2, 1)
+assert sp.expand(sym.gradient(sym.penalty_loss(L, params, sp.Rational(1, 2)), params) - simplified) == sp.zeros(2, 1)
+
+maml_loss = L.subs(dict(zip(params, theta_1)), simultaneous=True)
+taylor = sym.alpha_coefficient(maml_loss, 0) + alpha * sym.alpha_coefficient(maml_loss, 1)
+assert sp.expand(taylor - sym.penalty_loss(L, params, 1)) == 0  # Eq. 7: L − α gᵀg
+penalty = sym.maml_gradient(L, params, "penalty")
+assert sp.expand(penalty - (g - 2 * alpha * H * g)) == sp.zeros(2, 1)
+display(sp.Eq(sp.Symbol("L_penalty"), L - alpha * sp.Symbol("g^T g"), evaluate=False))
+
+# %% [markdown]
+# ## Appendix B: the Hessian of the simplified loss
+#
+# Differentiating g − αHg once more gives H̃ = H − α(Tg + H²), with (Tg)_ij = Σ_k T_ijk g_k.
+# The literal penalty L − α gᵀg has twice the correction, H − 2α(Tg + H²).
+
+# %%
+Tg = sym.third_derivative_contraction(L, params, g)
+H_simplified = sym.hessian(sym.penalty_loss(L, params, sp.Rational(1, 2)), params)
+H_penalty = sym.hessian(sym.penalty_loss(L, params, 1), params)
+assert sp.expand(H_simplified - (H - alpha * (Tg + H * H))) == sp.zeros(2, 2)
+assert sp.expand(H_penalty - (H - 2 * alpha * (Tg + H * H))) == sp.zeros(2, 2)
+assert Tg != sp.zeros(2, 2)
+
+# %% [markdown]
+# At a stationary point θ* the gradient vanishes, so Tg = 0 there and the Hessians of the
+# three meta-objectives become pure functions of H: exact MAML (I − αH)H(I − αH), simplified
+# H − αH², penalty H − 2αH². We check this on the generic loss with its linear terms removed,
+# so that θ* = 0 is stationary — no quadratic approximation is assumed.
+
+# %%
+L0, params0 = sym.generic_loss(dim=2, degree=3, stationary_origin=True)
+at_origin = {p: 0 for p in params0}
+H0 = sym.hessian(L0, params0).subs(at_origin)
+I2 = sp.eye(2)
+expected = {
+    "exact": (I2 - alpha * H0) * H0 * (I2 - alpha * H0),
+    "simplified": H0 - alpha * H0**2,
+    "first_order": (I2 - alpha * H0) * H0,
+    "penalty": H0 - 2 * alpha * H0**2,
+}
+for variant, matrix in expected.items():
+    jac = sym.meta_jacobian(L0, params0, variant).subs(at_origin)
+    assert sp.expand(jac - matrix) == sp.zeros(2, 2), variant
+
+# %% [markdown]
+# ## Eq. 9–11: the condition on α
+#
+# With Tg dropped (the paper measures it to be small, Appendix C) the simplified Hessian is
+# H − αH². H is symmetric, so H = PΛPᵀ with P orthogonal, and H − αH² = P(Λ − αΛ²)Pᵀ: its
+# eigenvalues are λ_i − αλ_i² on the same eigenvectors. Symbolically for a 2×2 H
+# written with a rotation P(φ), numerically for random 3×3 matrices.
+
+# %%
+phi = sp.Symbol("phi", real=True)
+l1, l2 = sp.symbols("lambda_1 lambda_2", positive=True)
+P = sym.rotation_matrix(phi)
+Lam = sp.diag(l1, l2)
+H_sym = P * Lam * P.T
+assert sp.simplify(H_sym - alpha * H_sym**2 - P * (Lam - alpha * Lam**2) * P.T) == sp.zeros(2, 2)
+assert sp.simplify(P.T * P) == I2
+
+for _ in range(n_trials):
+    eigs = rng.uniform(0.1, 5.0, size=3)
+    a = rng.uniform(0.0, 0.5)
+    numeric = np.linalg.eigvalsh(sym.curvature_matrix(sym.random_symmetric(rng, 3, eigs), a))
+    assert np.allclose(numeric, np.sort(bounds.curvature(eigs, a))), (eigs, a)
+
+# %% [markdown]
+# θ* stays a minimum of the simplified loss iff every λ_i − αλ_i² > 0 (Eq. 9–10). Solving that
+# inequality for α gives α < 1/λ_i, so α_c = 1/λ_max (Eq. 11).
+
+# %%
+alpha_c = sym.alpha_critical_expr("simplified")
+display(sp.Eq(sp.Symbol("alpha_c"), alpha_c))
+assert sp.simplify(alpha_c - 1 / lam) == 0
+
+# %% [markdown]
+# ## Eq. 12–19: the condition on β
+#
+# In the eigenbasis v = Pᵀ(θ − θ*) the simplified loss is ½ vᵀ(Λ − αΛ²)v, and gradient descent
+# with rate β moves each coordinate independently: v(t+1) = (1 − βc) v(t) with
+# c = λ − αλ² (Eq. 15). SymPy solves that recurrence ...
+
+# %%
+trajectory, t, v0 = sym.meta_gd_solution()
+display(sp.Eq(sp.Function("v")(t), trajectory))
+assert sp.simplify(trajectory - v0 * (1 - beta * sym.c) ** t) == 0
+
+# %% [markdown]
+# ... which converges iff |1 − βc| < 1 (Eq. 16). For c > 0 the solution is 0 < β < 2/c
+# (Eq. 17–18); with c = λ − αλ² this is β_c(α) = 2/(λ − αλ²), and over all eigenvalues the
+# minimum of these (Eq. 19).
+
+# %%
+interval = sym.stable_beta_interval()
+display(interval)
+assert interval == sp.Interval.open(0, 2 / sym.c)
+beta_c = sym.beta_critical_expr("simplified")
+display(sp.Eq(sp.Symbol("beta_c"), beta_c))
+assert sp.simplify(beta_c - 2 / (lam - alpha * lam**2)) == 0
+
+# %% [markdown]
+# ### β_c(α) grows with α
+#
+# At α = 0 (plain gradient descent) β_c = 2/λ_max (LeCun et al., 1998). Each eigenvalue's
+# 2/(λ − αλ²) increases on (0, 1/λ) and diverges at α = 1/λ, so the minimum over eigenvalues
+# only grows: β_c(α) ≥ β_c(0) for all α < α_c, and close to α_c the largest eigenvalue no
+# longer matters. Which one takes over? At α ≈ 1/λ_max eigenvalue λ contributes
+# 2/(λ(1 − λ/λ_max)), smallest at λ = λ_max/2. So the second-largest eigenvalue sets β_c when
+# it is at most half the largest — the usual picture of a Hessian with a few outliers above a
+# bulk — but with crowded eigenvalues (1, 2, 3, 4, 5) it is the middle ones.
+
+# %%
+assert sp.limit(beta_c, alpha, 1 / lam, "-") == sp.oo
+assert sym.is_positive_on(sp.diff(beta_c, alpha), alpha, 1 / lam) is True
+assert sym.is_positive_on(beta_c - beta_c.subs(alpha, 0), alpha, 1 / lam) is True
+assert sym.is_positive_on(-sp.diff(beta_c, alpha), alpha, 1 / lam) is False
+
+spread = np.array([1.0, 2.0, 4.0, 8.0, 16.0])
+a_c = bounds.alpha_critical(spread)
+assert a_c == 1 / spread.max()
+assert bounds.beta_critical(0.0, spread) == 2 / spread.max()
+near = 0.999 * a_c
+assert np.isclose(bounds.beta_critical(near, spread), 2 / (8.0 - near * 8.0**2))  # set by the second-largest, 8
+assert bounds.beta_critical(near, spread) > 3 * bounds.beta_critical(0.0, spread)
+
+crowded = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+near = 0.999 * bounds.alpha_critical(crowded)
+per_eigenvalue = [float(bounds.beta_critical(near, [l])) for l in crowded]
+assert int(np.argmin(per_eigenvalue)) in (1, 2)  # λ = 2 or 3, not the second-largest 4
+
+# %% [markdown]
+# ## Three curvature models
+#
+# The paper's formula is one of three, depending on which update is run. For the quadratic
+# L = λθ²/2 — exactly the situation of linear regression — every meta-gradient is linear in θ,
+# and its coefficient is the effective curvature c(λ, α) that replaces λ − αλ² above. We
+# derive it from each update, for k inner steps:
+#
+# * simplified g − αHg, and first-order MAML: λ(1 − αλ)^k (for k steps "simplified" keeps the
+#   Jacobian of the whole inner loop and takes the gradient at θ; FOMAML does the reverse),
+# * the literal penalty L − α gᵀg (one step): λ − 2αλ²,
+# * exact second-order MAML: λ(1 − αλ)^{2k}.
+
+# %%
+for k in (1, 2, 3):
+    display(sp.Eq(sp.Symbol(f"nabla_exact_{k}"), sym.quadratic_meta_gradient("exact", k)))
+    assert sp.simplify(sym.quadratic_meta_gradient("first_order", k) - sym.quadratic_meta_gradient("simplified", k)) == 0
+
+closed_forms = {("penalty", 1): lam - 2 * alpha * lam**2}
+for k in (1, 2, 3):
+    closed_forms["simplified", k] = lam * (1 - alpha * lam) ** k
+    closed_forms["exact", k] = lam * (1 - alpha * lam) ** (2 * k)
+for (model, k), form in closed_forms.items():
+    derived = sym.curvature_expr(model, k)
+    display(sp.Eq(sp.Symbol(f"c_{model}_{k}"), derived))
+    assert sp.simplify(derived - form) == 0, (model, k)
+
+# %% [markdown]
+# The α limit is where a curvature first turns negative; β_c = 2/c below it. The simplified
+# model (odd k) stops at 1/λ, the penalty model at 1/(2λ). Exact MAML has no α limit at all:
+# its curvature λ(1 − αλ)^{2k} only touches 0 at α = 1/λ and is positive again beyond — so
+# α_c = 1/λ_max is a property of the simplified / first-order update, not of MAML itself.
+
+# %%
+expected_alpha_c = {("simplified", 1): 1 / lam, ("simplified", 2): sp.oo, ("simplified", 3): 1 / lam,
+                    ("penalty", 1): 1 / (2 * lam), ("exact", 1): sp.oo, ("exact", 2): sp.oo, ("exact", 3): sp.oo}
+for (model, k), expected_value in expected_alpha_c.items():
+    derived_alpha_c = sym.alpha_critical_expr(model, k)
+    display(sp.Eq(sp.Symbol(f"alpha_c_{model}_{k}"), derived_alpha_c))
+    assert derived_alpha_c == expected_value, (model, k)
+assert sp.limit(sym.beta_critical_expr("penalty"), alpha, 1 / (2 * lam), "-") == sp.oo
+assert sp.limit(sym.beta_critical_expr("exact"), alpha, 1 / lam) == sp.oo
+
+# %% [markdown]
+# With several parameters, a diagonal quadratic ½ Σ λ_i θ_i² gets one such curvature per
+# eigenvalue on the diagonal of the meta-Jacobian:
+
+# %%
+lams3 = sp.symbols("lambda_1:4", positive=True)
+L_diag, params_diag = sym.quadratic_loss(sp.diag(*lams3))
+for model, k in closed_forms:
+    jac = sym.meta_jacobian(L_diag, params_diag, model, k)
+    curv = sym.curvature_expr(model, k)
+    assert sp.simplify(jac - sp.diag(*[curv.subs(lam, li) for li in lams3])) == sp.zeros(3, 3), (model, k)
+
+# %% [markdown]
+# `mamlpaper.bounds` holds the same forms in NumPy for the experiments. They must equal these
+# derivations: compare on random points.
+
+# %%
+for (model, k) in closed_forms:
+    c_num = sp.lambdify((lam, alpha), sym.curvature_expr(model, k), "numpy")
+    b_num = sp.lambdify((lam, alpha), sym.beta_critical_expr(model, k), "numpy")
+    a_num = sp.lambdify(lam, sym.alpha_critical_expr(model, k), "numpy")
+    lams = rng.uniform(0.1, 10.0, size=n_trials)
+    alphas = rng.uniform(0.0, 0.3, size=n_trials)
+    curv = bounds.curvature(lams, alphas, model, k).diagonal()
+    assert np.allclose(curv, c_num(lams, alphas)), (model, k)
+    positive = curv > 0
+    bc = np.array([bounds.beta_critical(a, [l], model, k) for a, l in zip(alphas, lams)])
+    assert np.allclose(bc[positive], b_num(lams, alphas)[positive]) and np.all(bc[~positive] == 0)
+    assert np.isclose(bounds.alpha_critical(lams, model, k), np.min(np.broadcast_to(a_num(lams), lams.shape)))
+
+# %% [markdown]
+# ## Eq. 23–26: several tasks
+#
+# The meta-objective averages the task losses, so its Hessian is the average of the
+# H_T − αH_T², which are not simultaneously diagonalizable. The paper's condition asks every
+# eigenvalue of every task to satisfy the single-task bounds. That is sufficient because the
+# eigenvalues of an average lie between the smallest and the largest eigenvalue of its terms
+# (Weyl): if all task curvatures are in (0, 2/β), so are the averaged ones.
+
+# %%
+n_tasks, dim = 4, 5
+for _ in range(n_trials):
+    task_eigs = rng.uniform(0.1, 3.0, size=(n_tasks, dim))
+    hessians = np.stack([sym.random_symmetric(rng, dim, e) for e in task_eigs])
+    a = rng.uniform(0.0, 0.95) * bounds.alpha_critical(task_eigs)
+    b = 0.99 * float(bounds.beta_critical(a, task_eigs))
+    per_task = bounds.curvature(task_eigs, a)
+    averaged = np.linalg.eigvalsh(sym.curvature_matrix(hessians, a).mean(axis=0))
+    assert per_task.min() - 1e-12 <= averaged.min() and averaged.max() <= per_task.max() + 1e-12
+    assert np.max(np.abs(1 - b * averaged)) < 1  # every mode of the averaged meta-update contracts
+
+# %% [markdown]
+# It is only sufficient: two tasks whose large eigenvalue lies on different axes can each
+# violate α < 1/λ_max while θ* is still a minimum of their average.
+
+# %%
+h_tasks = np.array([np.diag([5.0, 2.0]), np.diag([2.0, 5.0])])
+a = 0.21
+assert a > bounds.alpha_critical(np.array([[5.0, 2.0], [2.0, 5.0]]))
+assert bounds.beta_critical(a, np.array([[5.0, 2.0], [2.0, 5.0]])) == 0.0
+assert np.all(np.linalg.eigvalsh(sym.curvature_matrix(h_tasks, a).mean(axis=0)) > 0)
+
+# %% [markdown]
+# ## Appendix D: keeping Tg
+#
+# With Tg kept, H̃ = A + B with A = H − αH² and B = −αTg, which do not commute. Lidskii's
+# theorem (Eq. 37) bounds the spectrum of the sum: λ↓(A) + λ↑(B) ≺ λ(A + B), where x ≺ y means
+# the descending partial sums of x never exceed those of y and the totals agree (Eq. 38–39).
+# We check it on random symmetric matrices, together with the direction that must fail.
+
+# %%
+for _ in range(n_trials):
+    hess = sym.random_symmetric(rng, 6, rng.uniform(0.0, 2.0, size=6))
+    tg = 0.1 * sym.random_symmetric(rng, 6)
+    a = rng.uniform(0.0, 0.4)
+    A, B = sym.curvature_matrix(hess, a), -a * tg
+    spectrum = np.linalg.eigvalsh(sym.curvature_matrix(hess, a, tg))
+    assert np.allclose(spectrum, np.linalg.eigvalsh(A + B))
+    assert sym.is_majorized(sym.lidskii_lower(A, B), spectrum)
+    assert sym.is_majorized(spectrum, np.linalg.eigvalsh(A)[::-1] + np.linalg.eigvalsh(B)[::-1])
+    assert spectrum.min() >= np.linalg.eigvalsh(A).min() + np.linalg.eigvalsh(B).min() - 1e-12  # Weyl, k = d
+assert not sym.is_majorized(np.linalg.eigvalsh(A)[::-1] + np.linalg.eigvalsh(B)[::-1], spectrum)
+
+# %% [markdown]
+# ## Fig. 2: β_c(α) for five eigenvalues
+#
+# Each eigenvalue λ_i has its own curve 2/(λ_i − αλ_i²), diverging at α = 1/λ_i. β must lie
+# below all of them and α below α_c = 1/λ_max: the shaded region. At α = 0 the bound is
+# 2/λ_max (dashed); near α_c the largest eigenvalue's curve has gone to infinity and λ_3
+# sets the bound, which is several times higher. The illustrative eigenvalues double from
+# one to the next, so that λ_3 is indeed the one that takes over.
+
+# %%
+fig2_eigs = np.array([1.0, 2.0, 4.0, 8.0, 16.0])
+fig2_alphas = np.linspace(0.0, 0.3, 1201)[1:]
+fig2_alpha_c = bounds.alpha_critical(fig2_eigs)
+curves = [np.where(fig2_alphas < 1 / l, bounds.beta_critical(fig2_alphas, [l]), np.nan) for l in fig2_eigs]
+envelope = bounds.beta_critical(fig2_alphas, fig2_eigs)
+admissible = fig2_alphas < fig2_alpha_c
+
+beta_c_num = sp.lambdify((lam, alpha), beta_c, "numpy")
+for l, curve in zip(fig2_eigs, curves):
+    below = fig2_alphas < 1 / l
+    assert np.allclose(curve[below], beta_c_num(l, fig2_alphas[below]))
+assert np.allclose(envelope[admissible], np.nanmin(np.stack(curves), axis=0)[admissible])
+assert np.all(envelope[fig2_alphas > fig2_alpha_c] == 0.0)
+assert np.isclose(envelope[admissible][-1], curves[3][admissible][-1])  # λ_3 sets β_c next to α_c
+
+plotting.use_style()
+fig, ax = plt.subplots()
+ax.set_yscale("log")
+ax.set_xlim(0.0, fig2_alphas[-1])
+ax.set_ylim(0.05, 20.0)
+ax.fill_between(fig2_alphas[admissible], 0.05, envelope[admissible], color="0.8", linewidth=0,
+                label="admissible (α, β)")
+for i, (l, curve) in enumerate(zip(fig2_eigs, curves)):
+    plotting.theory_curve(ax, fig2_alphas, curve, label=f"$\\beta_c$ for $\\lambda_{i}={l:g}$", color=f"C{i + 1}")
+plotting.beta_line(ax, float(bounds.beta_critical(0.0, fig2_eigs)), label=r"$\beta_c(0)=2/\lambda_{max}$", color="k")
+plotting.alpha_line(ax, fig2_alpha_c, label=r"$\alpha_c=1/\lambda_{max}$", color="0.4")
+ax.set_xlabel(r"inner learning rate $\alpha$")
+ax.set_ylabel(r"$\beta_c(\alpha)$")
+ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5))
+paths = plotting.save(fig, "fig2_beta_critical", figures_path)
+assert all(p.exists() and p.stat().st_size > 0 for p in paths)

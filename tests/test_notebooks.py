@@ -1,0 +1,62 @@
+"""Every notebook runs end to end under papermill (profile=smoke) and writes its figures."""
+from pathlib import Path
+
+import pytest
+
+from mamlpaper import pipeline
+from mamlpaper.runtime import REPO_ROOT
+
+NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("[0-9]*.py"))
+FIGURES = {
+    "01_derivation": ["fig2_beta_critical"],
+    "02_linear_regression": ["fig3_linear_regression", "fig3b_linear_regression_exact"],
+}
+SHARED_PARAMETERS = {"profile", "seed", "device", "figures_dir"}
+
+
+def test_every_notebook_is_listed_with_its_figures():
+    assert sorted(p.stem for p in NOTEBOOKS) == sorted(FIGURES)
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_declares_the_shared_parameters(notebook, tmp_path):
+    import papermill
+
+    converted = pipeline.convert(notebook, tmp_path / f"{notebook.stem}.ipynb")
+    declared = papermill.inspect_notebook(str(converted))
+    assert SHARED_PARAMETERS <= set(declared), f"missing: {SHARED_PARAMETERS - set(declared)}"
+    assert declared["profile"]["inferred_type_name"] == "str"
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_smoke_run_writes_its_figures(notebook, tmp_path):
+    figures = tmp_path / "figures"
+    parameters = {"profile": "smoke", "figures_dir": str(figures)}
+    if "cache_dir" in notebook.read_text():
+        parameters["cache_dir"] = str(tmp_path / "cache")
+    out = pipeline.execute(notebook, tmp_path / f"{notebook.stem}.ipynb", parameters)
+    assert out.exists()
+    for name in FIGURES[notebook.stem]:
+        for suffix in (".png", ".pdf"):
+            assert (figures / f"{name}{suffix}").stat().st_size > 0, f"{name}{suffix} not written"
+
+
+def test_a_failing_notebook_leaves_an_error_line_and_no_output(tmp_path, capsys):
+    notebook = tmp_path / "99_broken.py"
+    notebook.write_text('# %% tags=["parameters"]\nprofile: str = "default"\n\n# %%\nraise ValueError("boom in cell 2")\n')
+    build = tmp_path / "build"
+    with pytest.raises(Exception):
+        pipeline.execute(notebook, build / "99_broken.ipynb", {"profile": "smoke"})
+    assert not (build / "99_broken.ipynb").exists()
+    assert (build / "99_broken.failed.ipynb").exists()
+    assert (build / "99_broken.error").read_text() == "99_broken.py: ValueError: boom in cell 2\n"
+    assert not list(build.glob(".*"))
+    assert pipeline.summary(build) == 1
+    assert "FAILED 99_broken.py: ValueError: boom in cell 2" in capsys.readouterr().out
+
+
+def test_bad_profile_is_refused_before_running(tmp_path):
+    with pytest.raises(ValueError, match="profile='fast' is not allowed; choose one of smoke, default, paper"):
+        pipeline.execute(NOTEBOOKS[0], tmp_path / "x.ipynb", {"profile": "fast"})
+    with pytest.raises(ValueError, match="must be an existing Jupytext .py file"):
+        pipeline.execute(Path("nope.py"), tmp_path / "x.ipynb")

@@ -1,0 +1,171 @@
+"""The vmapped grid engine against per-config sequential runs, isolation of diverging configs, caching."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from mamlpaper import models, problems, sweep
+from mamlpaper.tasks import Tasks
+
+
+def sine_problem(seed=0):
+    """A tiny tanh MLP on freshly drawn sine tasks: a problem whose task stream changes every iteration."""
+    model = models.mlp(torch.Generator().manual_seed(seed), widths=(1, 6, 1), activation="tanh").double()
+
+    def sample(g):
+        amp = 0.5 + torch.rand(4, 1, 1, generator=g)
+        xs, xq = (4 * torch.rand(4, 5, 1, generator=g) - 2 for _ in range(2))
+        return Tasks(xs, amp * torch.sin(xs), xq, amp * torch.sin(xq))
+
+    return sweep.MetaProblem("sine", model, sample, spec={"seed": seed})
+
+
+ALPHAS = [0.0, 0.05, 0.3]
+BETAS = [0.01, 0.1, 40.0]  # β = 40 makes SGD diverge
+# Adam at a large β stays finite but chaotic: round-off grows past 1e-10 in 20 steps, so it is
+# compared where its trajectory is well conditioned.
+GRID_BETAS = {"sgd": BETAS, "adam": [0.001, 0.01, 0.05]}
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize("variant", ["second", "first", "simplified"])
+def test_every_vmapped_config_equals_its_sequential_run(optimizer, variant):
+    problem = sine_problem()
+    betas = GRID_BETAS[optimizer]
+    table = sweep.run_sweep(problem, ALPHAS, betas, iterations=20, variant=variant, optimizer=optimizer, progress=False)
+    assert len(table) == len(ALPHAS) * len(betas)
+    for row in table.itertuples():
+        run = sweep.train(problem, row.alpha, row.beta, iterations=20, variant=variant, optimizer=optimizer)
+        assert row.loss_initial == pytest.approx(run.losses[0], rel=1e-10, abs=1e-12)
+        if run.diverged_at is None:
+            assert not row.diverged
+            assert row.loss_final == pytest.approx(run.losses[-1], rel=1e-10, abs=1e-12)
+        else:
+            assert row.diverged and row.diverged_at == run.diverged_at and np.isnan(row.loss_final)
+    if optimizer == "sgd":
+        assert table.loc[table.beta == 40.0, "diverged"].all(), "the test grid must contain diverging configs"
+
+
+def test_a_diverging_config_leaves_the_others_bit_identical():
+    problem = sine_problem(1)
+    with_bad = sweep.run_sweep(problem, [0.05, 0.1], [0.05, 0.2, 500.0], iterations=25, progress=False)
+    without = sweep.run_sweep(problem, [0.05, 0.1], [0.05, 0.2], iterations=25, progress=False)
+    bad = with_bad.beta == 500.0
+    assert with_bad.loc[bad, "diverged"].all() and (with_bad.loc[bad, "diverged_at"] < 25).all()
+    kept = with_bad.loc[~bad].reset_index(drop=True)
+    assert np.array_equal(kept.loss_final.to_numpy(), without.loss_final.to_numpy())
+    assert np.array_equal(kept.loss_initial.to_numpy(), without.loss_initial.to_numpy())
+
+
+def test_same_seed_same_table_and_different_seed_different_table():
+    problem = sine_problem(2)
+    a = sweep.run_sweep(problem, ALPHAS, BETAS[:2], iterations=10, seed=3, progress=False)
+    b = sweep.run_sweep(problem, ALPHAS, BETAS[:2], iterations=10, seed=3, progress=False)
+    c = sweep.run_sweep(problem, ALPHAS, BETAS[:2], iterations=10, seed=4, progress=False)
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    assert not np.array_equal(a.loss_final.to_numpy(), c.loss_final.to_numpy())
+
+
+def test_chunking_does_not_change_results():
+    problem = sine_problem(3)
+    whole = sweep.run_sweep(problem, ALPHAS, BETAS, iterations=15, chunk_size=64, progress=False)
+    pieces = sweep.run_sweep(problem, ALPHAS, BETAS, iterations=15, chunk_size=2, progress=False)
+    pd.testing.assert_frame_equal(whole, pieces, check_exact=False, rtol=1e-12)
+
+
+def test_cache_is_reused_and_an_interrupted_sweep_resumes(tmp_path, monkeypatch):
+    problem = sine_problem(4)
+    kwargs = dict(iterations=10, chunk_size=3, cache_dir=tmp_path, progress=False)
+    first = sweep.run_sweep(problem, ALPHAS, BETAS, **kwargs)
+    chunks = sorted(tmp_path.glob("*/chunk-*.npz"))
+    assert len(chunks) == 3
+    chunks[1].unlink()
+    calls = []
+    original = sweep._run_chunk
+    monkeypatch.setattr(sweep, "_run_chunk", lambda *a: calls.append(1) or original(*a))
+    again = sweep.run_sweep(problem, ALPHAS, BETAS, **kwargs)
+    assert len(calls) == 1, "only the missing chunk is recomputed"
+    pd.testing.assert_frame_equal(first, again, check_exact=True)
+    assert not list(tmp_path.glob("**/*.tmp"))
+
+
+def test_interrupt_during_chunk_leaves_no_partial_file(tmp_path, monkeypatch):
+    problem = sine_problem(5)
+    original = sweep._run_chunk
+    done = []
+
+    def interrupted(*a):
+        if done:
+            raise KeyboardInterrupt
+        done.append(1)
+        return original(*a)
+
+    monkeypatch.setattr(sweep, "_run_chunk", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        sweep.run_sweep(problem, ALPHAS, BETAS, iterations=5, chunk_size=4, cache_dir=tmp_path, progress=False)
+    assert len(list(tmp_path.glob("*/chunk-*.npz"))) == 1
+    assert not list(tmp_path.glob("**/*.tmp"))
+    monkeypatch.setattr(sweep, "_run_chunk", original)
+    resumed = sweep.run_sweep(problem, ALPHAS, BETAS, iterations=5, chunk_size=4, cache_dir=tmp_path, progress=False)
+    fresh = sweep.run_sweep(problem, ALPHAS, BETAS, iterations=5, chunk_size=4, progress=False)
+    pd.testing.assert_frame_equal(resumed, fresh, check_exact=True)
+
+
+def test_a_changed_parameter_misses_the_cache(tmp_path):
+    problem = sine_problem(6)
+    sweep.run_sweep(problem, ALPHAS, BETAS, iterations=5, cache_dir=tmp_path, progress=False)
+    sweep.run_sweep(problem, ALPHAS, BETAS, iterations=5, cache_dir=tmp_path, divergence_threshold=1e6, progress=False)
+    sweep.run_sweep(sine_problem(7), ALPHAS, BETAS, iterations=5, cache_dir=tmp_path, progress=False)
+    assert len(list(tmp_path.glob("*/key.json"))) == 3
+
+
+def test_nan_on_first_iteration_and_all_diverging_grid():
+    problem = sine_problem(8)
+    table = sweep.run_sweep(problem, [0.1], [1e6, 1e7], iterations=5, divergence_threshold=1e-9, progress=False)
+    assert table.diverged.all() and (table.diverged_at == 0).all() and table.loss_final.isna().all()
+    assert table.unstable.all()
+
+
+def test_unstable_means_diverged_or_ended_above_start():
+    problem = problems.linear_regression(seed=0, n_points=20)
+    table = sweep.run_sweep(problem, [1e-3, 0.2], [1e-3], iterations=50, variant="first", progress=False)
+    slow = table[table.alpha == 0.2].iloc[0]
+    assert not slow.diverged and slow.loss_final > slow.loss_initial and slow.unstable
+    assert not table[table.alpha == 1e-3].iloc[0].unstable
+
+
+def test_as_grid_layout():
+    problem = sine_problem(9)
+    table = sweep.run_sweep(problem, [0.01, 0.02, 0.03], [0.1, 0.2], iterations=2, progress=False)
+    alphas, betas, values = sweep.as_grid(table, "loss_final")
+    assert values.shape == (2, 3) and list(alphas) == [0.01, 0.02, 0.03] and list(betas) == [0.1, 0.2]
+    row = table[(table.alpha == 0.02) & (table.beta == 0.2)].iloc[0]
+    assert values[1, 1] == row.loss_final
+
+
+def test_paper_grid():
+    np.testing.assert_allclose(sweep.paper_grid(5e-3, 2e-2), [5e-3, 6e-3, 7e-3, 8e-3, 9e-3, 1e-2, 2e-2])
+    assert len(sweep.paper_grid(1e-4, 9e-1)) == 36 and len(sweep.paper_grid(1e-2, 9)) == 27
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"alphas": []}, "alphas has shape"),
+        ({"alphas": [[0.1]]}, "alphas has shape"),
+        ({"alphas": [-1.0]}, "alphas entry=-1.0"),
+        ({"betas": [0.0]}, "betas entry=0.0"),
+        ({"betas": [float("nan")]}, "betas entry=nan"),
+        ({"iterations": 0}, "iterations=0"),
+        ({"variant": "zeroth"}, "variant='zeroth'"),
+        ({"optimizer": "lbfgs"}, "optimizer='lbfgs'"),
+        ({"steps": 0}, "steps=0"),
+        ({"chunk_size": 0}, "chunk_size=0"),
+        ({"dtype": "float16"}, "dtype='float16'"),
+        ({"divergence_threshold": -1}, "divergence_threshold=-1"),
+    ],
+)
+def test_run_sweep_rejects_bad_input(kwargs, match):
+    args = {"alphas": [0.1], "betas": [0.1], "iterations": 2, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        sweep.run_sweep(sine_problem(), args.pop("alphas"), args.pop("betas"), progress=False, **args)
