@@ -81,6 +81,16 @@ def batched_meta_gradient(loss: TaskLoss, variant: str, steps: int):
     return meta_gradient
 
 
+def mean_task_gradient_norm(loss: TaskLoss, params: Params, tasks: Tasks) -> Tensor:
+    """Mean over tasks of ‖∇L_support(θ)‖: the quantity of the paper's Fig. 1 (training data)."""
+
+    def norm(xs, ys):
+        g = grad(loss)(params, xs, ys)
+        return torch.sqrt(sum((v**2).sum() for v in g.values()))
+
+    return vmap(norm)(tasks.x_support, tasks.y_support).mean()
+
+
 def check_variant(variant: str) -> str:
     if variant not in VARIANTS:
         raise ValueError(f"variant={variant!r} is not allowed; choose one of {', '.join(VARIANTS)}")

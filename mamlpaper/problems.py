@@ -21,3 +21,20 @@ def linear_regression(seed: int = 0, n_points: int = 100) -> MetaProblem:
         sample_tasks=lambda _generator: task,
         spec={"family": "linear_regression", "seed": seed, "n_points": n_points, "a_b_range": [0, 5], "x_range": [-5, 5]},
     )
+
+
+def sinusoid(seed: int = 0, n_tasks: int = 100, n_support: int = 10, n_query: int = 10,
+             activation: str = "relu") -> MetaProblem:
+    """Section 5.2: MLP 1-40-40-1 on sine tasks, a fresh meta-batch of ``n_tasks`` every iteration.
+
+    ``seed`` draws θ0; the task stream is drawn from the sweep's own seed, shared by all configs.
+    """
+    model = models.mlp(torch.Generator().manual_seed(seed), activation=activation)
+    return MetaProblem(
+        name="sinusoid",
+        model=model,
+        sample_tasks=lambda generator: tasks.sinusoid(generator, n_tasks, n_support, n_query),
+        spec={"family": "sinusoid", "seed": seed, "n_tasks": n_tasks, "n_support": n_support,
+              "n_query": n_query, "activation": activation, "amplitude": [0.1, 5], "phase": [0, "pi"],
+              "x_range": [-5, 5], "widths": [1, 40, 40, 1]},
+    )

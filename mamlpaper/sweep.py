@@ -51,11 +51,16 @@ class MetaProblem:
 
 
 class TrainResult(NamedTuple):
-    """One configuration's run: loss per evaluation (NaN after divergence), divergence iteration, θ."""
+    """One configuration's run: loss per evaluation (NaN after divergence), divergence iteration, θ.
+
+    ``monitored`` holds ``monitor(params, tasks)`` per evaluation (NaN after divergence), or is
+    None without a monitor.
+    """
 
     losses: np.ndarray
     diverged_at: int | None
     params: Params
+    monitored: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -103,9 +108,14 @@ def _task_stream(problem: MetaProblem, s: _Settings):
 def train(
     problem: MetaProblem, alpha: float, beta: float, *, iterations: int, variant: str = "second",
     optimizer: str = "sgd", steps: int = 1, seed: int = 0, dtype="float64", device="cpu",
-    divergence_threshold: float = 1e8,
+    divergence_threshold: float = 1e8, monitor: Callable[[Params, Tasks], Tensor] | None = None,
+    progress: bool = False,
 ) -> TrainResult:
-    """One configuration, one iteration after another: the reference every vmapped sweep must equal."""
+    """One configuration, one iteration after another: the reference every vmapped sweep must equal.
+
+    ``monitor`` is evaluated on (θ, meta-batch) before each update, e.g. the per-task gradient
+    norm of the paper's Fig. 1.
+    """
     s = _check_settings(iterations, variant, optimizer, steps, seed, dtype, device, divergence_threshold)
     check_rate("alpha", alpha, allow_zero=True)
     check_rate("beta", beta, allow_zero=False)
@@ -115,16 +125,21 @@ def train(
     a = torch.tensor(float(alpha), dtype=s.dtype, device=s.device)
     b = torch.tensor(float(beta), dtype=s.dtype, device=s.device)
     losses = np.full(s.iterations + 1, np.nan)
+    monitored = None if monitor is None else np.full(s.iterations + 1, np.nan)
     stream = _task_stream(problem, s)
-    for t in range(s.iterations + 1):
-        loss, grads = meta_gradient(params, next(stream), a)
+    for t in tqdm(range(s.iterations + 1), desc=f"{problem.name} α={alpha:g} β={beta:g}", unit="it",
+                  disable=not progress or None, leave=False):
+        tasks = next(stream)
+        loss, grads = meta_gradient(params, tasks, a)
         finite = bool(torch.isfinite(loss)) and all(bool(torch.isfinite(g).all()) for g in grads.values())
         if not finite or float(loss) > s.divergence_threshold:
-            return TrainResult(losses, t, params)
+            return TrainResult(losses, t, params, monitored)
         losses[t] = float(loss)
+        if monitor is not None:
+            monitored[t] = float(monitor(params, tasks))
         if t < s.iterations:
             params, state = update(params, grads, state, b)
-    return TrainResult(losses, None, params)
+    return TrainResult(losses, None, params, monitored)
 
 
 def _run_chunk(problem: MetaProblem, alphas: np.ndarray, betas: np.ndarray, s: _Settings, bar) -> dict:
@@ -297,14 +312,30 @@ def as_grid(table: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray, n
     return wide.columns.to_numpy(float), wide.index.to_numpy(float), wide.to_numpy()
 
 
-def paper_grid(low: float, high: float) -> np.ndarray:
-    """The paper's 1…9 × 10^k grid from ``low`` to ``high`` inclusive (e.g. 1e-4 … 9e-1)."""
+def measured_beta_critical(table: pd.DataFrame) -> pd.DataFrame:
+    """Per α, the largest β that did not diverge (NaN where every β diverged): the empirical β_c(α)."""
+    for column in ("alpha", "beta", "diverged"):
+        if column not in table:
+            raise ValueError(f"table lacks column {column!r}; pass a table returned by run_sweep")
+    kept = table[~table["diverged"].astype(bool)]
+    largest = kept.groupby("alpha")["beta"].max()
+    alphas = np.sort(table["alpha"].unique())
+    return pd.DataFrame({"alpha": alphas, "beta_c": largest.reindex(alphas).to_numpy(float)})
+
+
+def paper_grid(low: float, high: float, mantissas: Sequence[int] = tuple(range(1, 10))) -> np.ndarray:
+    """The paper's 1…9 × 10^k grid from ``low`` to ``high`` inclusive (e.g. 1e-4 … 9e-1).
+
+    ``mantissas=(1, 2, 5)`` gives a coarser grid over the same range, for quicker profiles.
+    """
     low, high = check_rate("low", low, False), check_rate("high", high, False)
     if low > high:
         raise ValueError(f"low={low!r} must not exceed high={high!r}")
+    if not mantissas or any(isinstance(m, bool) or not isinstance(m, int) or not 1 <= m <= 9 for m in mantissas):
+        raise ValueError(f"mantissas={mantissas!r} must be integers from 1 to 9")
     values = []
     for k in range(math.floor(math.log10(low)) - 1, math.ceil(math.log10(high)) + 1):
-        for m in range(1, 10):
+        for m in sorted(set(mantissas)):
             v = float(f"{m}e{k}")
             if low * (1 - 1e-12) <= v <= high * (1 + 1e-12):
                 values.append(v)

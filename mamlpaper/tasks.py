@@ -44,6 +44,20 @@ def linear_regression(generator: torch.Generator, n_points: int = 100) -> Tasks:
     return Tasks(x, y, x, y)
 
 
+def sinusoid(generator: torch.Generator, n_tasks: int = 100, n_support: int = 10, n_query: int = 10) -> Tasks:
+    """y = A·sin(x + φ), A ~ U[0.1, 5], φ ~ U[0, π], x ~ U[-5, 5] (Section 5.2, after Finn et al.).
+
+    Support and query points are drawn separately, as MAML does in practice (Appendix A.1).
+    """
+    for name, value in (("n_tasks", n_tasks), ("n_support", n_support), ("n_query", n_query)):
+        _check_count(name, value)
+    amplitude = 0.1 + 4.9 * torch.rand(n_tasks, 1, 1, generator=generator, dtype=torch.float64)
+    phase = torch.pi * torch.rand(n_tasks, 1, 1, generator=generator, dtype=torch.float64)
+    xs = 10.0 * torch.rand(n_tasks, n_support, 1, generator=generator, dtype=torch.float64) - 5.0
+    xq = 10.0 * torch.rand(n_tasks, n_query, 1, generator=generator, dtype=torch.float64) - 5.0
+    return Tasks(xs, amplitude * torch.sin(xs + phase), xq, amplitude * torch.sin(xq + phase))
+
+
 def check_tasks(tasks: Tasks) -> Tasks:
     """Shapes are checked once, before any work, so a mistake names itself instead of failing in vmap."""
     if not isinstance(tasks, Tasks):

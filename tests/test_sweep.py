@@ -146,6 +146,9 @@ def test_as_grid_layout():
 def test_paper_grid():
     np.testing.assert_allclose(sweep.paper_grid(5e-3, 2e-2), [5e-3, 6e-3, 7e-3, 8e-3, 9e-3, 1e-2, 2e-2])
     assert len(sweep.paper_grid(1e-4, 9e-1)) == 36 and len(sweep.paper_grid(1e-2, 9)) == 27
+    np.testing.assert_allclose(sweep.paper_grid(1e-2, 1.0, mantissas=(1, 2, 5)), [1e-2, 2e-2, 5e-2, 0.1, 0.2, 0.5, 1.0])
+    with pytest.raises(ValueError, match="mantissas=\\(0, 5\\) must be integers from 1 to 9"):
+        sweep.paper_grid(1e-2, 1.0, mantissas=(0, 5))
 
 
 @pytest.mark.parametrize(
@@ -169,3 +172,32 @@ def test_run_sweep_rejects_bad_input(kwargs, match):
     args = {"alphas": [0.1], "betas": [0.1], "iterations": 2, **kwargs}
     with pytest.raises(ValueError, match=match):
         sweep.run_sweep(sine_problem(), args.pop("alphas"), args.pop("betas"), progress=False, **args)
+
+
+def test_measured_beta_critical_is_the_largest_surviving_beta():
+    table = pd.DataFrame({
+        "alpha": [0.1, 0.1, 0.1, 0.2, 0.2, 0.2],
+        "beta": [1.0, 2.0, 3.0, 1.0, 2.0, 3.0],
+        "diverged": [False, False, True, True, True, True],
+    })
+    measured = sweep.measured_beta_critical(table)
+    assert measured.alpha.tolist() == [0.1, 0.2]
+    assert measured.beta_c.iloc[0] == 2.0 and np.isnan(measured.beta_c.iloc[1])
+    with pytest.raises(ValueError, match="table lacks column 'diverged'"):
+        sweep.measured_beta_critical(table.drop(columns="diverged"))
+
+
+def test_train_monitor_records_the_task_gradient_norm():
+    from mamlpaper import maml
+
+    problem = sine_problem(10)
+    loss = maml.functional_loss(problem.model)
+    run = sweep.train(problem, 0.01, 0.01, iterations=3,
+                      monitor=lambda p, t: maml.mean_task_gradient_norm(loss, p, t))
+    tasks = problem.sample_tasks(torch.Generator().manual_seed(0)).to(dtype=torch.float64)
+    params = maml.parameters_of(problem.model)
+    by_hand = np.mean([
+        torch.sqrt(sum((g**2).sum() for g in torch.func.grad(loss)(params, x, y).values())).item()
+        for x, y in zip(tasks.x_support, tasks.y_support)
+    ])
+    assert run.monitored.shape == (4,) and run.monitored[0] == pytest.approx(by_hand, rel=1e-12)
