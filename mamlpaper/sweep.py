@@ -10,6 +10,7 @@ interrupted sweep resumes from the chunks it finished.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -93,6 +94,23 @@ def _check_settings(iterations, variant, optimizer, steps, seed, dtype, device, 
     )
 
 
+@contextlib.contextmanager
+def _flushed_denormals():
+    """Flush float denormals to zero while training: tiny ReLU-MLP gradients otherwise hit
+    the CPU's slow denormal path (3× slower sweeps), and results then depend on nothing else.
+    torch has no getter for this flag; its default, off, is restored."""
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def _progress_bar(progress: bool, **kwargs) -> tqdm:
+    """A tqdm bar; `progress=False` silences it, otherwise TQDM_DISABLE=1 (tqdm's own setting) does."""
+    return tqdm(leave=False, **kwargs) if progress else tqdm(disable=True, **kwargs)
+
+
 def _initial_state(problem: MetaProblem, s: _Settings):
     params = {k: p.to(device=s.device, dtype=s.dtype) for k, p in parameters_of(problem.model).items()}
     loss = functional_loss(problem.model, problem.criterion)
@@ -127,18 +145,20 @@ def train(
     losses = np.full(s.iterations + 1, np.nan)
     monitored = None if monitor is None else np.full(s.iterations + 1, np.nan)
     stream = _task_stream(problem, s)
-    for t in tqdm(range(s.iterations + 1), desc=f"{problem.name} α={alpha:g} β={beta:g}", unit="it",
-                  disable=not progress or None, leave=False):
-        tasks = next(stream)
-        loss, grads = meta_gradient(params, tasks, a)
-        finite = bool(torch.isfinite(loss)) and all(bool(torch.isfinite(g).all()) for g in grads.values())
-        if not finite or float(loss) > s.divergence_threshold:
-            return TrainResult(losses, t, params, monitored)
-        losses[t] = float(loss)
-        if monitor is not None:
-            monitored[t] = float(monitor(params, tasks))
-        if t < s.iterations:
-            params, state = update(params, grads, state, b)
+    steps = _progress_bar(progress, iterable=range(s.iterations + 1), desc=f"{problem.name} α={alpha:g} β={beta:g}",
+                          unit="it")
+    with _flushed_denormals(), steps:
+        for t in steps:
+            tasks = next(stream)
+            loss, grads = meta_gradient(params, tasks, a)
+            finite = bool(torch.isfinite(loss)) and all(bool(torch.isfinite(g).all()) for g in grads.values())
+            if not finite or float(loss) > s.divergence_threshold:
+                return TrainResult(losses, t, params, monitored)
+            losses[t] = float(loss)
+            if monitor is not None:
+                monitored[t] = float(monitor(params, tasks))
+            if t < s.iterations:
+                params, state = update(params, grads, state, b)
     return TrainResult(losses, None, params, monitored)
 
 
@@ -278,14 +298,15 @@ def run_sweep(
         _atomic_write(folder / "key.json", json.dumps(key, indent=1, sort_keys=True, default=str).encode())
     starts = range(0, n, chunk_size)
     chunks = {}
-    with tqdm(total=s.iterations * n, desc=f"{problem.name} {s.variant}/{s.optimizer}", unit="cfg·it",
-              disable=not progress or None, leave=False) as bar:
+    with _progress_bar(progress, total=s.iterations * n, desc=f"{problem.name} {s.variant}/{s.optimizer}",
+                       unit="cfg·it") as bar:
         for i, start in enumerate(starts):
             stop = min(start + chunk_size, n)
             path = folder / f"chunk-{i:05d}.npz" if folder else None
             chunk = _load_chunk(path) if path else None
             if chunk is None:
-                chunk = _run_chunk(problem, grid_a[start:stop], grid_b[start:stop], s, bar)
+                with _flushed_denormals():
+                    chunk = _run_chunk(problem, grid_a[start:stop], grid_b[start:stop], s, bar)
                 if path:
                     _save_chunk(path, chunk)
             else:

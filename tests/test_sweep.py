@@ -201,3 +201,18 @@ def test_train_monitor_records_the_task_gradient_norm():
         for x, y in zip(tasks.x_support, tasks.y_support)
     ])
     assert run.monitored.shape == (4,) and run.monitored[0] == pytest.approx(by_hand, rel=1e-12)
+
+
+def test_progress_bar_follows_tqdm_disable():
+    import os
+    import subprocess
+    import sys
+
+    code = ("from mamlpaper import problems, sweep; "
+            "sweep.run_sweep(problems.linear_regression(), [0.01], [0.01], iterations=3, progress=True)")
+    env = {k: v for k, v in os.environ.items() if k != "TQDM_DISABLE"}
+    shown = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert "linear_regression second/sgd" in shown.stderr
+    quiet = subprocess.run([sys.executable, "-c", code], env={**env, "TQDM_DISABLE": "1"},
+                           capture_output=True, text=True, check=True)
+    assert quiet.stderr == ""
