@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from . import __version__
 from .maml import Params, batched_meta_gradient, check_rate, check_steps, check_variant, functional_loss, mse, parameters_of
+from .mlp_adaptation import second_order_meta_gradient
 from .metaopt import check_optimizer, init_state, update_rule
 from .tasks import Tasks, check_tasks
 
@@ -113,6 +114,10 @@ def _progress_bar(progress: bool, **kwargs) -> tqdm:
 
 def _initial_state(problem: MetaProblem, s: _Settings):
     params = {k: p.to(device=s.device, dtype=s.dtype) for k, p in parameters_of(problem.model).items()}
+    if s.variant == "second" and s.steps == 1 and problem.criterion is mse:
+        closed_form = second_order_meta_gradient(problem.model)
+        if closed_form is not None:
+            return params, closed_form
     loss = functional_loss(problem.model, problem.criterion)
     return params, batched_meta_gradient(loss, s.variant, s.steps)
 
