@@ -1,17 +1,38 @@
 """Curvature of a loss over a parameter pytree: the eigenvalues the bounds are written in.
 
 Parameters are handled as one flat vector, so a Hessian is a plain (d × d) matrix whose
-eigenvalues λ_i enter α_c = 1/λ_max and β_c(α).
+eigenvalues λ_i enter α_c = 1/λ_max and β_c(α). Small models get the dense matrix; large
+ones never build it: Hessian-vector products (HVPs) feed Lanczos (``scipy.sparse.linalg.eigsh``)
+through a ``LinearOperator``, and Frobenius norms come from Hutchinson's estimator.
+
+The paper's Appendix B writes the Hessian of the simplified MAML objective as
+H̃ = H − α(Tg + H²), with T the third-derivative tensor and (Tg)_ij = Σ_k T_ijk g_k for the
+gradient g held fixed. Tg is the Hessian of ψ(θ) = ⟨∇L(θ), g⟩, so every tool for H works on
+Tg unchanged (Fig. 5 compares the top eigenvalues and Frobenius norms of Tg and H²).
+
+``loss`` is always a callable params-pytree -> scalar tensor, e.g. one task's loss closed
+over its data, or the MAML meta-loss (mean over tasks of L_query(adapt(θ))) for the
+meta-Hessian.
 """
 from __future__ import annotations
 
-from typing import Callable
+import math
+from typing import Callable, Union
 
 import numpy as np
 import torch
+from scipy.sparse.linalg import LinearOperator, aslinearoperator, eigsh
 from torch import Tensor
+from torch.func import grad, jvp, vjp
 
 from .maml import Params
+
+METHODS = ("forward", "reverse")
+WHICH = ("LA", "LM", "SA")
+
+Loss = Callable[[Params], Tensor]
+Vector = Union[Tensor, np.ndarray, Params]
+Operand = Union[LinearOperator, Tensor, np.ndarray, Callable[[np.ndarray], np.ndarray]]
 
 
 def flatten(params: Params) -> Tensor:
@@ -28,11 +49,103 @@ def unflatten(vector: Tensor, like: Params) -> Params:
     return {k: c.reshape(p.shape) for (k, p), c in zip(like.items(), chunks)}
 
 
+def _check_params(params: Params) -> Tensor:
+    """The flat, detached θ; one dtype and device, so every HVP runs in the parameters' precision."""
+    if not isinstance(params, dict) or not params:
+        shown = "{}" if isinstance(params, dict) else type(params).__name__
+        raise ValueError(f"params={shown} must be a non-empty dict of tensors, e.g. maml.parameters_of(model)")
+    kinds = {(p.dtype, p.device) if isinstance(p, Tensor) else type(p).__name__ for p in params.values()}
+    if len(kinds) != 1 or not all(isinstance(k, tuple) and k[0].is_floating_point for k in kinds):
+        raise ValueError(f"params hold {sorted(map(str, kinds))}; expected tensors of one floating dtype and device")
+    return flatten(params).detach()
+
+
+def _check_loss(loss) -> Loss:
+    if not callable(loss):
+        raise ValueError(f"loss={type(loss).__name__} must be a callable params -> scalar tensor")
+    return loss
+
+
+def _check_method(method: str) -> str:
+    if method not in METHODS:
+        raise ValueError(f"method={method!r} is not allowed; choose one of {', '.join(METHODS)}")
+    return method
+
+
+def _check_int(name: str, value, low: int, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low or (
+        high is not None and value > high
+    ):
+        allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise ValueError(f"{name}={value!r} must be an integer {allowed}")
+    return int(value)
+
+
+def _as_flat(name: str, value: Vector, theta: Tensor, params: Params) -> Tensor:
+    """A flat tensor (or array, or pytree like ``params``) as θ's dtype and device, shape checked."""
+    if isinstance(value, dict):
+        if list(value) != list(params) or any(
+            not isinstance(value[k], Tensor) or value[k].shape != params[k].shape for k in params
+        ):
+            raise ValueError(f"{name} is a pytree that does not match the parameters' keys and shapes")
+        value = flatten(value)
+    if not isinstance(value, (Tensor, np.ndarray)):
+        raise ValueError(f"{name}={type(value).__name__} must be a tensor, an array or a parameter pytree")
+    flat = torch.as_tensor(value).detach().to(dtype=theta.dtype, device=theta.device)
+    if flat.shape != theta.shape:
+        raise ValueError(f"{name} has shape {tuple(flat.shape)}; expected ({theta.numel()},) to match the parameters")
+    if not bool(torch.isfinite(flat).all()):
+        raise ValueError(f"{name} has non-finite entries; expected a finite vector")
+    return flat
+
+
+def _hvp_closure(loss: Loss, params: Params, theta: Tensor, method: str) -> Callable[[Tensor], Tensor]:
+    gradient = grad(lambda flat: loss(unflatten(flat, params)))
+    if method == "reverse":
+        _, pullback = vjp(gradient, theta)
+        return lambda v: pullback(v)[0]
+    return lambda v: jvp(gradient, (theta,), (v,))[1]
+
+
+def hvp_function(loss: Loss, params: Params, method: str = "reverse") -> Callable[[Tensor], Tensor]:
+    """v ↦ Hv on flat vectors of θ's dtype and device, built once so Lanczos pays no set-up per product.
+
+    ``forward`` is forward-over-reverse (``jvp`` of ``grad``): one primal and tangent pass per
+    product, no stored graph. ``reverse`` linearises ∇L once (``vjp`` of ``grad``, its graph
+    kept) and then only runs the backward pass per product: faster for many products at one
+    point, and it needs no forward-mode rules (``F.mse_loss`` has none that nest in 2.13).
+    ``reverse`` is the default everywhere: 3.5× faster per Lanczos product on the sinusoid MLP
+    (benchmarks/hessian_speed.py). The returned function does no checks: it is the inner loop.
+    """
+    _check_loss(loss)
+    theta = _check_params(params)
+    _check_method(method)
+    return _hvp_closure(loss, params, theta, method)
+
+
+def hvp(loss: Loss, params: Params, vector: Vector, method: str = "reverse") -> Tensor:
+    """The Hessian-vector product Hv at ``params``, as a flat tensor."""
+    _check_loss(loss)
+    theta = _check_params(params)
+    _check_method(method)
+    v = _as_flat("vector", vector, theta, params)
+    return _hvp_closure(loss, params, theta, method)(v)
+
+
 def dense_hessian(loss: Callable[[Params], Tensor], params: Params) -> Tensor:
-    """The full Hessian of ``loss`` at ``params``: exact, and affordable for small models."""
-    if not params:
-        raise ValueError("params={} is empty; pass the model's parameters")
-    return torch.func.hessian(lambda v: loss(unflatten(v, params)))(flatten(params).detach())
+    """The full Hessian of ``loss`` at ``params``: exact, and affordable for small models.
+
+    On a CPU it is built row by row from one linearisation of ∇L (reverse-over-reverse), several
+    times faster than ``torch.func.hessian``, whose batch of d tangents falls out of cache; on an
+    accelerator the batch wins (0.01 s against 1.6 s for d = 1761 on an H100), so it is used there.
+    """
+    _check_loss(loss)
+    theta = _check_params(params)
+    if theta.device.type != "cpu":
+        return torch.func.hessian(lambda flat: loss(unflatten(flat, params)))(theta)
+    product = _hvp_closure(loss, params, theta, "reverse")
+    basis = torch.eye(theta.numel(), dtype=theta.dtype)
+    return torch.stack([product(e) for e in basis])
 
 
 def eigenvalues(matrix: Tensor) -> np.ndarray:
@@ -41,3 +154,205 @@ def eigenvalues(matrix: Tensor) -> np.ndarray:
         raise ValueError(f"matrix has shape {tuple(matrix.shape)}; expected a square 2-D matrix")
     sym = 0.5 * (matrix + matrix.T)
     return torch.linalg.eigvalsh(sym.to(torch.float64)).cpu().numpy()
+
+
+def _linear_operator(product: Callable[[Tensor], Tensor], theta: Tensor) -> LinearOperator:
+    """A symmetric float64 NumPy operator around a torch product in θ's dtype and device."""
+
+    def matvec(x: np.ndarray) -> np.ndarray:
+        v = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64).reshape(-1))
+        return product(v.to(dtype=theta.dtype, device=theta.device)).to(device="cpu", dtype=torch.float64).numpy()
+
+    d = theta.numel()
+    return LinearOperator((d, d), matvec=matvec, rmatvec=matvec, dtype=np.float64)
+
+
+def hessian_operator(loss: Loss, params: Params, method: str = "reverse") -> LinearOperator:
+    """H as a SciPy ``LinearOperator`` on float64 vectors, for Lanczos on models too large to densify."""
+    _check_loss(loss)
+    theta = _check_params(params)
+    _check_method(method)
+    return _linear_operator(_hvp_closure(loss, params, theta, method), theta)
+
+
+def _gradient_pairing(loss: Loss, params: Params, theta: Tensor, g: Vector | None) -> Loss:
+    """ψ(θ) = ⟨∇L(θ), g⟩ with g fixed (default ∇L at ``params``): its Hessian is Tg."""
+    if g is None:
+        g_tree = grad(loss)(unflatten(theta, params))
+    else:
+        g_tree = unflatten(_as_flat("g", g, theta, params), params)
+
+    def pairing(p: Params) -> Tensor:
+        gradient = grad(loss)(p)
+        return sum((gradient[k] * g_tree[k]).sum() for k in gradient)
+
+    return pairing
+
+
+def tg_function(
+    loss: Loss, params: Params, g: Vector | None = None, method: str = "reverse"
+) -> Callable[[Tensor], Tensor]:
+    """v ↦ (Tg)v on flat tensors, built once: the HVP of ψ(θ) = ⟨∇L(θ), g⟩ (T is symmetric)."""
+    _check_loss(loss)
+    theta = _check_params(params)
+    _check_method(method)
+    return _hvp_closure(_gradient_pairing(loss, params, theta, g), params, theta, method)
+
+
+def tg_product(
+    loss: Loss, params: Params, vector: Vector, g: Vector | None = None, method: str = "reverse"
+) -> Tensor:
+    """(Tg)v, Σ_jk T_ijk g_k v_j, with g = ∇L(θ) unless given: the term the paper argues is negligible."""
+    _check_loss(loss)
+    theta = _check_params(params)
+    _check_method(method)
+    v = _as_flat("vector", vector, theta, params)
+    return _hvp_closure(_gradient_pairing(loss, params, theta, g), params, theta, method)(v)
+
+
+def tg_matrix(loss: Loss, params: Params, g: Vector | None = None) -> Tensor:
+    """Tg as a dense (d × d) matrix, for small models."""
+    _check_loss(loss)
+    theta = _check_params(params)
+    return dense_hessian(_gradient_pairing(loss, params, theta, g), params)
+
+
+def tg_operator(loss: Loss, params: Params, g: Vector | None = None, method: str = "reverse") -> LinearOperator:
+    """Tg as a float64 ``LinearOperator``, for its top eigenvalues and Frobenius norm at any size."""
+    _check_loss(loss)
+    theta = _check_params(params)
+    _check_method(method)
+    return _linear_operator(_hvp_closure(_gradient_pairing(loss, params, theta, g), params, theta, method), theta)
+
+
+def h2_operator(loss: Loss, params: Params, method: str = "reverse") -> LinearOperator:
+    """H² as a ``LinearOperator`` (two HVPs per product): the term that bends λ into λ − αλ²."""
+    _check_loss(loss)
+    theta = _check_params(params)
+    _check_method(method)
+    h = _hvp_closure(loss, params, theta, method)
+    return _linear_operator(lambda v: h(h(v)), theta)
+
+
+def tg_plus_h2_operator(
+    loss: Loss, params: Params, g: Vector | None = None, method: str = "reverse"
+) -> LinearOperator:
+    """Tg + H² as a ``LinearOperator``: the full α-coefficient of the simplified MAML Hessian H̃."""
+    _check_loss(loss)
+    theta = _check_params(params)
+    _check_method(method)
+    h = _hvp_closure(loss, params, theta, method)
+    tg = _hvp_closure(_gradient_pairing(loss, params, theta, g), params, theta, method)
+    return _linear_operator(lambda v: tg(v) + h(h(v)), theta)
+
+
+def _as_operator(operator: Operand, d: int | None) -> LinearOperator:
+    """A dense matrix, a ``LinearOperator`` or a NumPy matvec (with ``d``) as one square operator."""
+    if isinstance(operator, (Tensor, np.ndarray)):
+        operator = aslinearoperator(_as_matrix(operator))
+    elif isinstance(operator, LinearOperator):
+        if operator.shape[0] != operator.shape[1]:
+            raise ValueError(f"operator has shape {operator.shape}; expected a square operator")
+    elif callable(operator):
+        if d is None:
+            raise ValueError("d=None is not allowed with a matvec callable; pass the dimension d >= 1")
+        _check_int("d", d, 1)
+        operator = LinearOperator((d, d), matvec=operator, dtype=np.float64)
+    else:
+        raise ValueError(
+            f"operator={type(operator).__name__} must be a LinearOperator, a square matrix or a matvec callable"
+        )
+    if d is not None and operator.shape[0] != d:
+        raise ValueError(f"d={d!r} does not match the operator's dimension {operator.shape[0]}")
+    return operator
+
+
+def _as_matrix(matrix: Tensor | np.ndarray) -> np.ndarray:
+    if isinstance(matrix, Tensor):
+        array = matrix.detach().cpu().to(torch.float64).numpy()
+    else:
+        array = np.asarray(matrix, dtype=np.float64)
+    if array.ndim != 2 or array.shape[0] != array.shape[1]:
+        raise ValueError(f"matrix has shape {array.shape}; expected a square 2-D matrix")
+    return array
+
+
+def _check_eigsh_request(d: int, k, which: str, tol, seed) -> None:
+    _check_int("k", k, 1, d - 1)
+    if which not in WHICH:
+        raise ValueError(f"which={which!r} is not allowed; choose one of {', '.join(WHICH)}")
+    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not math.isfinite(tol) or tol <= 0:
+        raise ValueError(f"tol={tol!r} must be a finite number > 0")
+    _check_int("seed", seed, 0)
+
+
+def _lanczos(operator: LinearOperator, k: int, which: str, tol: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    d = operator.shape[0]
+    start = np.random.default_rng(seed).standard_normal(d)
+    values, vectors = eigsh(operator, k=k, which=which, tol=tol, v0=start)
+    key = {"LA": -values, "LM": -np.abs(values), "SA": values}[which]
+    order = np.argsort(key, kind="stable")
+    values, vectors = values[order], vectors[:, order]
+    residuals = np.linalg.norm(operator.matmat(vectors) - vectors * values, axis=0)
+    return values, residuals
+
+
+def top_eigenvalues_of(
+    operator: Operand, d: int | None = None, k: int = 5, which: str = "LA", tol: float = 1e-10, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """k extreme eigenvalues of a symmetric operator by Lanczos, with residuals ‖Av − λv‖ to trust them.
+
+    ``operator`` is a ``LinearOperator`` (e.g. :func:`tg_operator`), a dense symmetric matrix, or a
+    callable float64 (d,) array -> (d,) array with ``d`` given. ``which``: LA largest algebraic
+    (descending), LM largest magnitude (descending |λ|), SA smallest algebraic (ascending). The
+    Lanczos start vector is drawn from ``seed``, so repeated calls give identical numbers; the
+    residuals are computed with fresh products of unit eigenvectors.
+    """
+    op = _as_operator(operator, d)
+    _check_eigsh_request(op.shape[0], k, which, tol, seed)
+    return _lanczos(op, k, which, float(tol), seed)
+
+
+def top_eigenvalues(
+    loss: Loss,
+    params: Params,
+    k: int = 5,
+    which: str = "LA",
+    tol: float = 1e-10,
+    seed: int = 0,
+    method: str = "reverse",
+) -> tuple[np.ndarray, np.ndarray]:
+    """k extreme Hessian eigenvalues (λ_max first for LA) and their residuals, without building H."""
+    _check_loss(loss)
+    theta = _check_params(params)
+    _check_method(method)
+    _check_eigsh_request(theta.numel(), k, which, tol, seed)
+    return _lanczos(_linear_operator(_hvp_closure(loss, params, theta, method), theta), k, which, float(tol), seed)
+
+
+def frobenius_norm(
+    operator: Operand, d: int | None = None, exact: bool | None = None, samples: int = 100, seed: int = 0
+) -> tuple[float, float]:
+    """‖A‖_F and its standard error: exact (0.0 error) or Hutchinson's ‖A‖_F² = E‖Az‖², z Rademacher.
+
+    Exact densifies a matvec column by column (d products); Hutchinson costs ``samples``
+    products at any d. ``exact=None`` picks exact for a dense matrix or when d <= samples,
+    where it is no dearer. The estimate's error is the delta-method standard error of
+    √(mean ‖Az‖²); ``seed`` fixes the probe vectors.
+    """
+    matrix = _as_matrix(operator) if isinstance(operator, (Tensor, np.ndarray)) else None
+    op = _as_operator(operator if matrix is None else matrix, d)
+    if exact not in (None, True, False):
+        raise ValueError(f"exact={exact!r} must be True, False or None (automatic)")
+    samples = _check_int("samples", samples, 2)
+    seed = _check_int("seed", seed, 0)
+    n = op.shape[0]
+    if exact or (exact is None and (matrix is not None or n <= samples)):
+        dense = op.matmat(np.eye(n)) if matrix is None else matrix
+        return float(np.linalg.norm(dense, "fro")), 0.0
+    probes = np.random.default_rng(seed).integers(0, 2, size=(n, samples)).astype(np.float64) * 2.0 - 1.0
+    squares = np.square(op.matmat(probes)).sum(axis=0)
+    norm = math.sqrt(float(squares.mean()))
+    if norm == 0.0:
+        return 0.0, 0.0
+    return norm, float(squares.std(ddof=1)) / math.sqrt(samples) / (2.0 * norm)

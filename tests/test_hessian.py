@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from mamlpaper import hessian, maml, problems
+from mamlpaper import hessian, maml, models, problems, tasks
 
 
 def test_dense_hessian_of_linear_regression_is_2XtX_over_n():
@@ -28,3 +28,240 @@ def test_flatten_roundtrip_and_shape_check():
 def test_eigenvalues_rejects_non_square():
     with pytest.raises(ValueError, match="expected a square"):
         hessian.eigenvalues(torch.zeros(2, 3))
+
+
+# --- HVPs, Lanczos, Tg and Frobenius norms against dense, independent computations -------------
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """These products are small: a second intra-op thread only adds synchronisation (badly so on a busy CPU)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def sine_regression(n_points, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = 10 * torch.rand(n_points, 1, generator=g, dtype=torch.float64) - 5
+    return x, 2.0 * torch.sin(x + 0.5)
+
+
+def tanh_mlp(widths, seed=0):
+    return models.mlp(torch.Generator().manual_seed(seed), widths=widths, activation="tanh").double()
+
+
+@pytest.fixture(scope="module")
+def big():
+    """The paper's 1-40-40-1 MLP (tanh, float64, d = 1761) on 200 sine points, its dense Hessian and spectrum.
+
+    The spectrum comes from torch's eigh: NumPy's threaded OpenBLAS is 30x slower on a busy 2-core CPU.
+    """
+    model = tanh_mlp((1, 40, 40, 1))
+    x, y = sine_regression(200)
+    loss = maml.functional_loss(model)
+    task_loss = lambda p: loss(p, x, y)  # noqa: E731
+    params = maml.parameters_of(model)
+    H = hessian.dense_hessian(task_loss, params)
+    return task_loss, params, H.numpy(), torch.linalg.eigvalsh(0.5 * (H + H.T)).numpy()
+
+
+@pytest.fixture(scope="module")
+def small():
+    """A 1-6-5-1 tanh net (d = 53) on 30 points: small enough for torch.func.hessian and dense Tg."""
+    model = tanh_mlp((1, 6, 5, 1), seed=4)
+    x, y = sine_regression(30, seed=5)
+    loss = maml.functional_loss(model)
+    return (lambda p: loss(p, x, y)), maml.parameters_of(model)
+
+
+def reference_hessian(loss, params, at=None):
+    """torch.func.hessian of the flattened loss: independent of the module's row-by-row build."""
+    theta = hessian.flatten(params) if at is None else at
+    return torch.func.hessian(lambda v: loss(hessian.unflatten(v, params)))(theta)
+
+
+def test_dense_hessian_matches_torch_func_hessian(small):
+    loss, params = small
+    expected = reference_hessian(loss, params)
+    torch.testing.assert_close(hessian.dense_hessian(loss, params), expected, rtol=1e-12, atol=1e-14)
+
+
+def test_hvp_forward_equals_reverse_equals_dense(big):
+    loss, params, H, spectrum = big
+    v = torch.randn(H.shape[0], generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    expected = H @ v.numpy()
+    forward = hessian.hvp(loss, params, v, method="forward")
+    reverse = hessian.hvp(loss, params, v, method="reverse")
+    np.testing.assert_allclose(forward.numpy(), expected, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(reverse.numpy(), expected, rtol=1e-10, atol=1e-12)
+    as_tree = hessian.hvp(loss, params, hessian.unflatten(v, params))
+    np.testing.assert_allclose(as_tree.numpy(), forward.numpy(), rtol=1e-14, atol=0)
+    closure = hessian.hvp_function(loss, params, method="reverse")
+    np.testing.assert_allclose(closure(v).numpy(), reverse.numpy(), rtol=1e-14, atol=0)
+
+
+@pytest.mark.parametrize("which, method", [("LA", "forward"), ("SA", "reverse"), ("LM", "reverse")])
+def test_lanczos_top5_matches_dense_eigh(big, which, method):
+    loss, params, H, spectrum = big
+    expected = {"LA": spectrum[::-1][:5], "SA": spectrum[:5], "LM": spectrum[np.argsort(-np.abs(spectrum))][:5]}[which]
+    values, residuals = hessian.top_eigenvalues(loss, params, k=5, which=which, method=method)
+    np.testing.assert_allclose(values, expected, rtol=1e-8)
+    assert residuals.shape == (5,) and np.all(residuals <= 1e-6 * np.abs(spectrum).max())
+
+
+def test_lanczos_is_reproducible_and_operator_is_float64(big):
+    loss, params, H, spectrum = big
+    first = hessian.top_eigenvalues(loss, params, k=3, method="reverse", seed=7)
+    second = hessian.top_eigenvalues(loss, params, k=3, method="reverse", seed=7)
+    assert all(np.array_equal(a, b) for a, b in zip(first, second))
+    op = hessian.hessian_operator(loss, params, method="reverse")
+    v = np.random.default_rng(2).standard_normal(H.shape[0])
+    assert op.shape == H.shape and op.matvec(v).dtype == np.float64
+    np.testing.assert_allclose(op.matvec(v), H @ v, rtol=1e-10, atol=1e-12)
+
+
+def test_float32_parameters_give_float32_products_and_close_eigenvalues(big):
+    _, _, _, spectrum = big
+    model = tanh_mlp((1, 40, 40, 1)).float()
+    x, y = (t.float() for t in sine_regression(200))
+    loss = maml.functional_loss(model)
+    params = maml.parameters_of(model)
+    single = lambda p: loss(p, x, y)  # noqa: E731
+    assert hessian.hvp(single, params, np.ones(spectrum.size)).dtype == torch.float32
+    values, residuals = hessian.top_eigenvalues(single, params, k=2, method="reverse")
+    np.testing.assert_allclose(values, spectrum[::-1][:2], rtol=1e-5)
+    assert np.all(residuals <= 1e-5 * values[0])
+
+
+def meta_objective(loss, tasks_, alpha, steps):
+    """Mean over tasks of L_query(adapt(θ)): the exact MAML meta-loss, whose Hessian is the meta-Hessian."""
+
+    def one(p, xs, ys, xq, yq):
+        return loss(maml.adapt(loss, p, xs, ys, alpha, steps), xq, yq)
+
+    return lambda p: torch.func.vmap(one, in_dims=(None, 0, 0, 0, 0))(p, *tasks_).mean()
+
+
+def test_meta_hessian_hvp_equals_dense_hessian_of_meta_loss():
+    model = tanh_mlp((1, 5, 4, 1), seed=2)
+    g = torch.Generator().manual_seed(3)
+    amp, phase = (torch.rand(3, 1, 1, generator=g, dtype=torch.float64) for _ in range(2))
+    xs, xq = (10 * torch.rand(3, n, 1, generator=g, dtype=torch.float64) - 5 for n in (6, 8))
+    batch = tasks.Tasks(xs, amp * torch.sin(xs + phase), xq, amp * torch.sin(xq + phase))
+    meta_loss = meta_objective(maml.functional_loss(model), batch, torch.tensor(0.05, dtype=torch.float64), steps=2)
+    params = maml.parameters_of(model)
+    H = reference_hessian(meta_loss, params).numpy()
+    v = torch.randn(H.shape[0], generator=g, dtype=torch.float64)
+    for method in hessian.METHODS:
+        np.testing.assert_allclose(hessian.hvp(meta_loss, params, v, method=method).numpy(), H @ v.numpy(),
+                                   rtol=1e-10, atol=1e-12)
+    values, _ = hessian.top_eigenvalues(meta_loss, params, k=3)
+    np.testing.assert_allclose(values, np.linalg.eigvalsh(H)[::-1][:3], rtol=1e-8)
+
+
+def fd_hessian_along_g(loss, params, eps=1e-4):
+    """(H(θ+εg) − H(θ−εg)) / 2ε with g = ∇L(θ): the finite-difference Tg, from torch.func.hessian."""
+    theta = hessian.flatten(params)
+    g = hessian.flatten(torch.func.grad(loss)(params))
+    plus, minus = (reference_hessian(loss, params, theta + s * eps * g) for s in (1, -1))
+    return (plus - minus) / (2 * eps)
+
+
+def test_tg_product_matches_finite_differences_of_hvps_along_g(big):
+    loss, params, _, _ = big
+    theta = hessian.flatten(params)
+    g = hessian.flatten(torch.func.grad(loss)(params))
+    v = torch.randn(theta.numel(), generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    eps = 1e-4
+    shifted = lambda s: hessian.hvp(loss, hessian.unflatten(theta + s * eps * g, params), v)  # noqa: E731
+    expected = (shifted(1) - shifted(-1)) / (2 * eps)
+    for method in hessian.METHODS:
+        got = hessian.tg_product(loss, params, v, method=method)
+        assert float((got - expected).norm() / expected.norm()) <= 1e-6
+    explicit = hessian.tg_product(loss, params, v, g=g.numpy())
+    torch.testing.assert_close(explicit, hessian.tg_product(loss, params, v), rtol=1e-12, atol=1e-14)
+
+
+def test_tg_matrix_is_symmetric_and_equals_the_finite_difference_matrix(small):
+    loss, params = small
+    Tg = hessian.tg_matrix(loss, params).numpy()
+    expected = fd_hessian_along_g(loss, params).numpy()
+    np.testing.assert_allclose(Tg, Tg.T, rtol=0, atol=1e-12 * np.abs(Tg).max())
+    assert np.linalg.norm(Tg - expected) <= 1e-6 * np.linalg.norm(expected)
+    assert np.linalg.norm(expected) > 1e-3  # the finite difference measured something
+
+
+def test_tg_h2_operators_and_their_top_eigenvalues_match_dense(small):
+    loss, params = small
+    H = reference_hessian(loss, params).numpy()
+    Tg = hessian.tg_matrix(loss, params).numpy()
+    d = H.shape[0]
+    dense = {"Tg": Tg, "H2": H @ H, "Tg+H2": Tg + H @ H}
+    operators = {
+        "Tg": hessian.tg_operator(loss, params),
+        "H2": hessian.h2_operator(loss, params, method="reverse"),
+        "Tg+H2": hessian.tg_plus_h2_operator(loss, params),
+    }
+    for name, op in operators.items():
+        np.testing.assert_allclose(op @ np.eye(d), dense[name], rtol=1e-9, atol=1e-11, err_msg=name)
+        values, residuals = hessian.top_eigenvalues_of(op, k=2)
+        np.testing.assert_allclose(values, np.linalg.eigvalsh(dense[name])[::-1][:2], rtol=1e-8, err_msg=name)
+        assert np.all(residuals <= 1e-7 * np.abs(values).max())
+    from_callable, _ = hessian.top_eigenvalues_of(operators["Tg"].matvec, d=d, k=2, which="SA")
+    np.testing.assert_allclose(from_callable, np.linalg.eigvalsh(Tg)[:2], rtol=1e-8)
+
+
+def test_frobenius_exact_and_hutchinson(small):
+    loss, params = small
+    Tg = hessian.tg_matrix(loss, params).numpy()
+    expected = np.linalg.norm(Tg, "fro")
+    op = hessian.tg_operator(loss, params, method="reverse")
+    assert hessian.frobenius_norm(Tg) == (pytest.approx(expected, rel=1e-14), 0.0)
+    assert hessian.frobenius_norm(torch.from_numpy(Tg)) == (pytest.approx(expected, rel=1e-14), 0.0)
+    assert hessian.frobenius_norm(op, exact=True) == (pytest.approx(expected, rel=1e-9), 0.0)
+    assert hessian.frobenius_norm(op.matvec, d=Tg.shape[0], samples=Tg.shape[0])[0] == pytest.approx(expected, rel=1e-9)
+    estimate, error = hessian.frobenius_norm(op, exact=False, samples=200, seed=3)
+    assert 0 < error < 0.2 * expected and abs(estimate - expected) <= 4 * error
+    assert hessian.frobenius_norm(op, exact=False, samples=200, seed=3) == (estimate, error)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda L, p: hessian.hvp(L, p, torch.zeros(3)), r"vector has shape \(3,\); expected \(53,\)"),
+        (lambda L, p: hessian.hvp(L, p, torch.zeros(53), method="fwd"),
+         r"method='fwd' is not allowed; choose one of forward, reverse"),
+        (lambda L, p: hessian.hvp(L, p, torch.full((53,), float("nan"))), r"vector has non-finite entries"),
+        (lambda L, p: hessian.hvp(L, p, {"a": torch.zeros(53)}), r"vector is a pytree that does not match"),
+        (lambda L, p: hessian.hvp(L, p, [0.0] * 53), r"vector=list must be a tensor, an array or a parameter pytree"),
+        (lambda L, p: hessian.hvp("loss", p, torch.zeros(53)), r"loss=str must be a callable"),
+        (lambda L, p: hessian.hvp_function(L, {}), r"params=\{\} must be a non-empty dict"),
+        (lambda L, p: hessian.hessian_operator(L, {"w": torch.zeros(2, dtype=torch.int64)}),
+         r"expected tensors of one floating dtype"),
+        (lambda L, p: hessian.dense_hessian(L, {"a": torch.zeros(2).float(), "b": torch.zeros(2).double()}),
+         r"one floating dtype and device"),
+        (lambda L, p: hessian.top_eigenvalues(L, p, k=0), r"k=0 must be an integer in \[1, 52\]"),
+        (lambda L, p: hessian.top_eigenvalues(L, p, k=53), r"k=53 must be an integer in \[1, 52\]"),
+        (lambda L, p: hessian.top_eigenvalues(L, p, k=2.0), r"k=2.0 must be an integer"),
+        (lambda L, p: hessian.top_eigenvalues(L, p, which="LR"),
+         r"which='LR' is not allowed; choose one of LA, LM, SA"),
+        (lambda L, p: hessian.top_eigenvalues(L, p, tol=0.0), r"tol=0.0 must be a finite number > 0"),
+        (lambda L, p: hessian.top_eigenvalues(L, p, seed=-1), r"seed=-1 must be an integer >= 0"),
+        (lambda L, p: hessian.tg_product(L, p, torch.zeros(53), g=torch.zeros(4)),
+         r"g has shape \(4,\); expected \(53,\)"),
+        (lambda L, p: hessian.tg_operator(L, p, method="both"), r"method='both' is not allowed"),
+        (lambda L, p: hessian.top_eigenvalues_of(lambda x: x), r"d=None is not allowed with a matvec callable"),
+        (lambda L, p: hessian.top_eigenvalues_of(np.eye(3), d=4), r"d=4 does not match the operator's dimension 3"),
+        (lambda L, p: hessian.top_eigenvalues_of(np.zeros((2, 3))), r"matrix has shape \(2, 3\); expected a square"),
+        (lambda L, p: hessian.top_eigenvalues_of("H"), r"operator=str must be a LinearOperator"),
+        (lambda L, p: hessian.frobenius_norm(np.eye(3), exact="yes"), r"exact='yes' must be True, False or None"),
+        (lambda L, p: hessian.frobenius_norm(np.eye(3), samples=1), r"samples=1 must be an integer >= 2"),
+        (lambda L, p: hessian.frobenius_norm(lambda x: x, d=0), r"d=0 must be an integer >= 1"),
+    ],
+)
+def test_bad_inputs_name_the_parameter(small, call, message):
+    loss, params = small
+    with pytest.raises(ValueError, match=message):
+        call(loss, params)
