@@ -97,7 +97,7 @@ def test_hvp_forward_equals_reverse_equals_dense(big):
     np.testing.assert_allclose(forward.numpy(), expected, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(reverse.numpy(), expected, rtol=1e-10, atol=1e-12)
     as_tree = hessian.hvp(loss, params, hessian.unflatten(v, params))
-    np.testing.assert_allclose(as_tree.numpy(), forward.numpy(), rtol=1e-14, atol=0)
+    np.testing.assert_allclose(as_tree.numpy(), reverse.numpy(), rtol=1e-14, atol=0)
     closure = hessian.hvp_function(loss, params, method="reverse")
     np.testing.assert_allclose(closure(v).numpy(), reverse.numpy(), rtol=1e-14, atol=0)
 
