@@ -73,6 +73,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=5, help="iterations per timed sweep")
     parser.add_argument("--paper-grid", action="store_true", help="also time the 972-config × 500-iteration grid")
     parser.add_argument("--quick", action="store_true", help="one repeat, tiny sizes (smoke)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args()
     repeats, iterations = (1, 2) if args.quick else (args.repeats, args.iterations)
     problem = problems.sinusoid(seed=0)
@@ -87,7 +88,7 @@ def main() -> None:
     rate_a = a_configs * a_iterations / t_a
     t_b = median_time(lambda: sweep.run_sweep(problem, [1e-3], [1e-3], **run), repeats)
     rate_b = (iterations + 1) / t_b
-    t_c = median_time(lambda: sweep.run_sweep(problem, grid_alphas, grid_betas, chunk_size=n_grid, **run), repeats)
+    t_c = median_time(lambda: sweep.run_sweep(problem, grid_alphas, grid_betas, **run), repeats)
     rate_c = n_grid * (iterations + 1) / t_c
     flops = flops_per_config_iteration(problem, 1e-3)
     peak = sgemm_rate(repeats)
@@ -102,7 +103,7 @@ def main() -> None:
     if args.paper_grid:
         alphas, betas = sweep.paper_grid(1e-4, 9e-1), sweep.paper_grid(1e-2, 9.0)
         start = time.perf_counter()
-        table = sweep.run_sweep(problem, alphas, betas, iterations=500, dtype="float32", progress=True)
+        table = sweep.run_sweep(problem, alphas, betas, iterations=500, dtype="float32", progress=not args.quiet)
         elapsed = time.perf_counter() - start
         peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
         print(f"paper grid {len(alphas)}x{len(betas)} = {len(table)} configs x 500 iterations: {elapsed:.0f} s "

@@ -280,7 +280,7 @@ def _save_chunk(path: Path, chunk: dict) -> None:
 def run_sweep(
     problem: MetaProblem, alphas, betas, *, iterations: int, variant: str = "second",
     optimizer: str = "sgd", steps: int = 1, seed: int = 0, dtype="float64", device="cpu",
-    divergence_threshold: float = 1e8, chunk_size: int = 256, cache_dir=None, progress: bool = True,
+    divergence_threshold: float = 1e8, chunk_size: int = 128, cache_dir=None, progress: bool = True,
 ) -> pd.DataFrame:
     """Train every (α, β) of the grid; one row per configuration, α-major.
 
