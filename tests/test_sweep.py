@@ -224,3 +224,24 @@ def test_progress_bar_follows_tqdm_disable():
     quiet = subprocess.run([sys.executable, "-c", code], env={**env, "TQDM_DISABLE": "1"},
                            capture_output=True, text=True, check=True)
     assert quiet.stderr == ""
+
+
+def test_one_config_grid_and_all_diverged_grid_draw_without_warnings():
+    import warnings
+
+    import matplotlib.pyplot as plt
+
+    from mamlpaper import plotting
+
+    problem = sine_problem(12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for betas, threshold in (([0.01], 1e8), ([1e3, 1e4], 1e-9)):
+            table = sweep.run_sweep(problem, [0.05], betas, iterations=3, divergence_threshold=threshold,
+                                    progress=False)
+            alphas, grid_betas, values = sweep.as_grid(table, "loss_final")
+            fig, ax = plt.subplots()
+            plotting.stability_map(ax, alphas, grid_betas, values)
+            fig.canvas.draw()
+            plt.close(fig)
+    assert table.diverged.all()
