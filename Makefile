@@ -45,7 +45,7 @@ test: $(STAMP) ## run the test suite, including a smoke run of every notebook
 	$(PY) -m pytest
 
 notebooks: $(STAMP) ## write the paired .ipynb next to each notebook for interactive use
-	$(VENV)/bin/jupytext --sync $(NOTEBOOKS)
+	$(VENV)/bin/jupytext --to ipynb --update $(NOTEBOOKS)
 
 lab: notebooks ## open JupyterLab on the notebooks
 	$(VENV)/bin/jupyter lab notebooks/
