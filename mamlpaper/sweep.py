@@ -16,6 +16,7 @@ import io
 import json
 import math
 import os
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,8 +109,11 @@ def _flushed_denormals():
 
 
 def _progress_bar(progress: bool, **kwargs) -> tqdm:
-    """A tqdm bar; `progress=False` silences it, otherwise TQDM_DISABLE=1 (tqdm's own setting) does."""
-    return tqdm(leave=False, **kwargs) if progress else tqdm(disable=True, **kwargs)
+    """A tqdm bar; `progress=False` silences it, otherwise TQDM_DISABLE=1 (tqdm's own setting) does.
+
+    One refresh a second: an executed notebook stores every refresh, and long runs made them MBs.
+    """
+    return tqdm(leave=False, mininterval=1.0, **kwargs) if progress else tqdm(disable=True, **kwargs)
 
 
 def _initial_state(problem: MetaProblem, s: _Settings):
@@ -229,6 +233,16 @@ def _tensor_digest(tensors: Sequence[Tensor]) -> str:
     return h.hexdigest()
 
 
+def _code_digest() -> str:
+    """The source of every module a sweep's numbers depend on: editing one invalidates the cache."""
+    from . import maml, metaopt, mlp_adaptation, models, problems, tasks
+
+    h = hashlib.sha256()
+    for module in (maml, metaopt, mlp_adaptation, models, problems, tasks, sys.modules[__name__]):
+        h.update(Path(module.__file__).read_bytes())
+    return h.hexdigest()
+
+
 def _cache_key(problem: MetaProblem, alphas, betas, s: _Settings, chunk_size: int) -> dict:
     first_tasks = problem.sample_tasks(torch.Generator().manual_seed(s.seed))
     return {
@@ -249,6 +263,7 @@ def _cache_key(problem: MetaProblem, alphas, betas, s: _Settings, chunk_size: in
         "divergence_threshold": s.divergence_threshold,
         "chunk_size": chunk_size,
         "version": __version__,
+        "code": _code_digest(),
     }
 
 

@@ -119,12 +119,17 @@ def test_interrupt_during_chunk_leaves_no_partial_file(tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(resumed, fresh, check_exact=True)
 
 
-def test_a_changed_parameter_misses_the_cache(tmp_path):
+def test_a_changed_parameter_or_changed_code_misses_the_cache(tmp_path, monkeypatch):
     problem = sine_problem(6)
     sweep.run_sweep(problem, ALPHAS, BETAS, iterations=5, cache_dir=tmp_path, progress=False)
     sweep.run_sweep(problem, ALPHAS, BETAS, iterations=5, cache_dir=tmp_path, divergence_threshold=1e6, progress=False)
     sweep.run_sweep(sine_problem(7), ALPHAS, BETAS, iterations=5, cache_dir=tmp_path, progress=False)
     assert len(list(tmp_path.glob("*/key.json"))) == 3
+    sweep.run_sweep(problem, ALPHAS, BETAS, iterations=5, cache_dir=tmp_path, progress=False)
+    assert len(list(tmp_path.glob("*/key.json"))) == 3, "an identical call reuses its entry"
+    monkeypatch.setattr(sweep, "_code_digest", lambda: "edited engine")
+    sweep.run_sweep(problem, ALPHAS, BETAS, iterations=5, cache_dir=tmp_path, progress=False)
+    assert len(list(tmp_path.glob("*/key.json"))) == 4
 
 
 def test_nan_on_first_iteration_and_all_diverging_grid():
