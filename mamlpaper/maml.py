@@ -17,7 +17,7 @@ from typing import Callable, Dict
 
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call, grad, grad_and_value, vjp, vmap
+from torch.func import functional_call, grad, grad_and_value, vmap
 
 from .tasks import Tasks, check_tasks
 
