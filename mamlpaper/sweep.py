@@ -10,7 +10,6 @@ interrupted sweep resumes from the chunks it finished.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
@@ -30,6 +29,7 @@ from torch.func import vmap
 from tqdm import tqdm
 
 from . import __version__
+from .cpu_tuning import training_settings
 from .maml import Params, batched_meta_gradient, check_rate, check_steps, check_variant, functional_loss, mse, parameters_of
 from .mlp_adaptation import second_order_meta_gradient
 from .metaopt import check_optimizer, init_state, update_rule
@@ -96,18 +96,6 @@ def _check_settings(iterations, variant, optimizer, steps, seed, dtype, device, 
     )
 
 
-@contextlib.contextmanager
-def _flushed_denormals():
-    """Flush float denormals to zero while training: tiny ReLU-MLP gradients otherwise hit
-    the CPU's slow denormal path (3× slower sweeps), and results then depend on nothing else.
-    torch has no getter for this flag; its default, off, is restored."""
-    torch.set_flush_denormal(True)
-    try:
-        yield
-    finally:
-        torch.set_flush_denormal(False)
-
-
 def _progress_bar(progress: bool, **kwargs) -> tqdm:
     """A tqdm bar; `progress=False` silences it, otherwise TQDM_DISABLE=1 (tqdm's own setting) does.
 
@@ -156,7 +144,7 @@ def train(
     stream = _task_stream(problem, s)
     steps = _progress_bar(progress, iterable=range(s.iterations + 1), desc=f"{problem.name} α={alpha:g} β={beta:g}",
                           unit="it")
-    with _flushed_denormals(), steps:
+    with training_settings(), steps:
         for t in steps:
             tasks = next(stream)
             loss, grads = meta_gradient(params, tasks, a)
@@ -235,10 +223,10 @@ def _tensor_digest(tensors: Sequence[Tensor]) -> str:
 
 def _code_digest() -> str:
     """The source of every module a sweep's numbers depend on: editing one invalidates the cache."""
-    from . import maml, metaopt, mlp_adaptation, models, problems, tasks
+    from . import cpu_tuning, maml, metaopt, mlp_adaptation, models, problems, tasks
 
     h = hashlib.sha256()
-    for module in (maml, metaopt, mlp_adaptation, models, problems, tasks, sys.modules[__name__]):
+    for module in (cpu_tuning, maml, metaopt, mlp_adaptation, models, problems, tasks, sys.modules[__name__]):
         h.update(Path(module.__file__).read_bytes())
     return h.hexdigest()
 
@@ -318,15 +306,14 @@ def run_sweep(
         _atomic_write(folder / "key.json", json.dumps(key, indent=1, sort_keys=True, default=str).encode())
     starts = range(0, n, chunk_size)
     chunks = {}
-    with _progress_bar(progress, total=s.iterations * n, desc=f"{problem.name} {s.variant}/{s.optimizer}",
-                       unit="cfg·it") as bar:
+    with training_settings(), _progress_bar(progress, total=s.iterations * n, unit="cfg·it",
+                                            desc=f"{problem.name} {s.variant}/{s.optimizer}") as bar:
         for i, start in enumerate(starts):
             stop = min(start + chunk_size, n)
             path = folder / f"chunk-{i:05d}.npz" if folder else None
             chunk = _load_chunk(path) if path else None
             if chunk is None:
-                with _flushed_denormals():
-                    chunk = _run_chunk(problem, grid_a[start:stop], grid_b[start:stop], s, bar)
+                chunk = _run_chunk(problem, grid_a[start:stop], grid_b[start:stop], s, bar)
                 if path:
                     _save_chunk(path, chunk)
             else:
