@@ -230,6 +230,22 @@ def theory_curve(ax, alphas, beta_c, *, label, **kwargs) -> Line2D:
     return line
 
 
+def mark_cells(ax, alphas, betas, mask, *, label, **kwargs):
+    """A marker at the centre of every cell where ``mask`` (shape (len(betas), len(alphas))) is
+    true, e.g. runs that stayed finite only because the model collapsed; None when none is."""
+    x = _floats(alphas, "alphas")
+    y = _floats(betas, "betas")
+    m = np.asarray(mask, dtype=bool)
+    if m.shape != (y.size, x.size):
+        raise ValueError(f"mask has shape {m.shape}: must be (len(betas), len(alphas)) = {(y.size, x.size)}")
+    rows, cols = np.nonzero(m)
+    if rows.size == 0:
+        return None
+    style = {"marker": "x", "s": 6, "linewidths": 0.6, "color": "white", **kwargs}
+    with _keep_limits(ax):
+        return ax.scatter(x[cols], y[rows], label=label, **style)
+
+
 def _level(name: str, value) -> float | None:
     """A positive level for a reference line; +inf means there is none to draw."""
     try:

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
-from torch.func import vmap
+from torch.func import functional_call, vmap
 from tqdm import tqdm
 
 from . import __version__
@@ -36,6 +36,10 @@ from .metaopt import check_optimizer, init_state, update_rule
 from .tasks import Tasks, check_tasks
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+COLLAPSE_TOLERANCE = 1e-3
+"""A trained model whose predictions vary over the inputs by less than this fraction of the
+targets' spread has collapsed to a constant (for a ReLU MLP: every unit of a layer died). It
+neither diverged nor learned, so it says nothing about the stability the paper bounds."""
 
 
 @dataclass(frozen=True)
@@ -173,6 +177,7 @@ def _run_chunk(problem: MetaProblem, alphas: np.ndarray, betas: np.ndarray, s: _
     batched_update = vmap(update_rule(s.optimizer))
     loss_initial = np.full(n, np.nan)
     loss_final = np.full(n, np.nan)
+    output_spread = np.full(n, np.nan)
     diverged_at = np.full(n, -1, dtype=np.int64)
     stream = _task_stream(problem, s)
     for t in range(s.iterations + 1):
@@ -202,7 +207,19 @@ def _run_chunk(problem: MetaProblem, alphas: np.ndarray, betas: np.ndarray, s: _
             bar.update(len(alive))
             if len(alive):
                 params, state = batched_update(params, grads, state, b)
-    return {"loss_initial": loss_initial, "loss_final": loss_final, "diverged_at": diverged_at}
+    if len(alive):
+        output_spread[alive.cpu().numpy()] = _output_spread(problem.model, params, tasks).cpu().numpy()
+    return {"loss_initial": loss_initial, "loss_final": loss_final, "output_spread": output_spread,
+            "diverged_at": diverged_at}
+
+
+def _output_spread(model: nn.Module, params: Params, tasks: Tasks) -> Tensor:
+    """Per configuration: std of the model's predictions over the meta-batch's query inputs,
+    relative to the std of their targets."""
+    x = tasks.x_query.reshape(-1, tasks.x_query.shape[-1])
+    y = tasks.y_query.reshape(-1, tasks.y_query.shape[-1])
+    predictions = vmap(lambda p: functional_call(model, p, (x,)))(params)
+    return (predictions.std(dim=1) / y.std(dim=0)).amax(dim=-1)
 
 
 def _check_grid(name: str, values, allow_zero: bool) -> np.ndarray:
@@ -289,7 +306,10 @@ def run_sweep(
 
     Columns: alpha, beta, variant, optimizer, steps, iterations, loss_initial, loss_final,
     diverged, diverged_at (evaluation index, <NA> if never), unstable (diverged, or ended
-    above its starting loss: slow growth along negative curvature is instability too).
+    above its starting loss: slow growth along negative curvature is instability too),
+    output_spread (std of the final model's predictions over the last meta-batch's query
+    inputs / std of their targets; NaN if diverged), collapsed (output_spread below
+    ``COLLAPSE_TOLERANCE``: the model ended as a constant).
     """
     s = _check_settings(iterations, variant, optimizer, steps, seed, dtype, device, divergence_threshold)
     alphas = _check_grid("alphas", alphas, allow_zero=True)
@@ -329,6 +349,8 @@ def run_sweep(
         "diverged_at": pd.array([int(t) if t >= 0 else pd.NA for t in merged["diverged_at"]], dtype="Int64"),
     })
     table["unstable"] = diverged | ~(table["loss_final"] <= table["loss_initial"])
+    table["output_spread"] = merged["output_spread"]
+    table["collapsed"] = table["output_spread"] < COLLAPSE_TOLERANCE
     return table
 
 
@@ -340,12 +362,20 @@ def as_grid(table: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray, n
     return wide.columns.to_numpy(float), wide.index.to_numpy(float), wide.to_numpy()
 
 
-def measured_beta_critical(table: pd.DataFrame) -> pd.DataFrame:
-    """Per α, the largest β that did not diverge (NaN where every β diverged): the empirical β_c(α)."""
-    for column in ("alpha", "beta", "diverged"):
+def measured_beta_critical(table: pd.DataFrame, *, exclude_collapsed: bool = False) -> pd.DataFrame:
+    """Per α, the largest β that did not diverge (NaN where every β diverged): the empirical β_c(α).
+
+    The paper's reading counts every run that stayed finite. With ``exclude_collapsed`` a run
+    must also have kept a non-constant model, i.e. have trained.
+    """
+    needed = ("alpha", "beta", "diverged") + (("collapsed",) if exclude_collapsed else ())
+    for column in needed:
         if column not in table:
             raise ValueError(f"table lacks column {column!r}; pass a table returned by run_sweep")
-    kept = table[~table["diverged"].astype(bool)]
+    kept = ~table["diverged"].astype(bool)
+    if exclude_collapsed:
+        kept &= ~table["collapsed"].astype(bool)
+    kept = table[kept]
     largest = kept.groupby("alpha")["beta"].max()
     alphas = np.sort(table["alpha"].unique())
     return pd.DataFrame({"alpha": alphas, "beta_c": largest.reindex(alphas).to_numpy(float)})

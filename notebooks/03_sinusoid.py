@@ -259,7 +259,11 @@ eigen
 #
 # Every configuration starts from θ0 and sees the same stream of meta-batches; it is
 # **diverged** (uncoloured) when its loss or gradient turns non-finite or its loss exceeds
-# 1e8, and the colour is the training (meta-)loss of the last iteration. α = 0 is run in the
+# 1e8, and the colour is the training (meta-)loss of the last iteration. A red × marks a run
+# that stayed finite but whose network **collapsed**: its predictions no longer depend on x
+# (they vary by less than 0.1 % of the targets' spread), because a large step switched off
+# every ReLU of a layer. Such a run neither diverged nor trained; its loss is that of the best
+# constant, about 4. α = 0 is run in the
 # same sweep; a log axis cannot show it, so it is the white dashed line: the β above which
 # α = 0 diverges. The curves are β_c(α) predicted from the trained model's mean-loss
 # eigenvalues by the three curvature models (the paper's λ − αλ², the literal penalty
@@ -276,8 +280,11 @@ tables = {
 timings["Fig. 4a and 6a: the two sweeps"] = time.perf_counter() - start
 critical = {optimizer: sweep.measured_beta_critical(table).set_index("alpha")["beta_c"]
             for optimizer, table in tables.items()}
+trained = {optimizer: sweep.measured_beta_critical(table, exclude_collapsed=True).set_index("alpha")["beta_c"]
+           for optimizer, table in tables.items()}
 pd.DataFrame({
     optimizer: {"diverged": t.diverged.mean(), "median divergence iteration": t.diverged_at.dropna().median(),
+                "collapsed (of the finite runs)": t.collapsed[~t.diverged].mean(),
                 "measured β_c(0)": critical[optimizer][0.0]}
     for optimizer, t in tables.items()
 }).T
@@ -306,6 +313,8 @@ def draw_map(optimizer, title, curves):
     fig, ax = plt.subplots(figsize=(4.2, 2.8))
     a, b, values = sweep.as_grid(table[table.alpha > 0], "loss_final")
     plotting.stability_map(ax, a, b, values, label="training loss at the end")
+    plotting.mark_cells(ax, a, b, sweep.as_grid(table[table.alpha > 0], "collapsed")[2],
+                        label="finite but collapsed to a constant", color="red")
     for spectrum, model, label, colour, style in curves:
         plotting.theory_curve(ax, alpha_fine, bounds.beta_critical(alpha_fine, spectra[spectrum][0], model),
                               label=f"β_c: {label}", color=colour, linestyle=style, path_effects=outline)
@@ -332,27 +341,38 @@ plotting.save(fig, "fig6a_sinusoid_adam", out_dir)
 # %% [markdown]
 # ## The measured β_c(α), and the paper's claim
 #
-# For every α, the largest β of the grid that did not diverge; the grid resolves β_c only to
-# one β step (a factor 2–2.5 in `default`, 1.1–2 in `paper`). The paper's claim is that the
-# largest of these, found near the largest α that trains, exceeds β_c(0) with SGD, and that
-# it does not with Adam.
+# For every α, the largest β of the grid whose run stayed finite: the paper's reading of its
+# maps. Beside it, the largest β whose run **trained**: stayed finite and did not collapse.
+# The grid resolves β_c only to one β step (a factor 2–2.5 in `default`, 1.1–2 in `paper`).
+# The paper's claim is that the largest β_c, found near the largest α that trains, exceeds
+# β_c(0) with SGD, and that it does not with Adam.
 
 # %%
+readings = {"finite (the paper's reading)": critical, "trained (finite, not collapsed)": trained}
 ratios = {}
-for optimizer, bc in critical.items():
-    inner = bc[bc.index > 0]
-    ratios[optimizer] = float(inner.max() / bc[0.0])
-    dead = f"; every β diverges from α = {inner[inner.isna()].index.min():g} on" if inner.isna().any() else ""
-    print(f"{optimizer}: β_c(0) = {bc[0.0]:g}; the largest β_c(α) is {inner.max():g} at α = {inner.idxmax():g}; "
-          f"ratio max β_c(α) / β_c(0) = {ratios[optimizer]:.3g}{dead}")
+for reading, values in readings.items():
+    for optimizer, bc in values.items():
+        inner = bc[bc.index > 0]
+        ratios[reading, optimizer] = float(inner.max() / bc[0.0])
+        print(f"{optimizer}, {reading}: β_c(0) = {bc[0.0]:g}; the largest β_c(α) is {inner.max():g} at "
+              f"α = {inner.idxmax():g}; ratio max β_c(α) / β_c(0) = {ratios[reading, optimizer]:.3g}")
+finite_above = {}
+for optimizer, table in tables.items():
+    above = table[~table.diverged & (table.alpha > 0) & (table.beta > trained[optimizer][0.0])]
+    finite_above[optimizer] = above
+    print(f"{optimizer}: {len(above)} finite runs with α > 0 and β above the largest β that trains at α = 0; "
+          f"{int(above.collapsed.sum())} of them collapsed")
 
 # %%
 fig, ax = plt.subplots(figsize=(4.2, 2.8))
-for i, (optimizer, name, marker) in enumerate([("sgd", "SGD", "o"), ("adam", "Adam", "s")]):
-    bc = critical[optimizer]
-    ax.plot(bc.index[1:], bc.to_numpy()[1:], color=f"C{i}", marker=marker, markersize=2.5, linewidth=0.9,
-            label=f"measured, {name}")
-    plotting.beta_line(ax, bc[0.0], label=f"measured at α = 0, {name}", color=f"C{i}", linewidth=0.8)
+lines = [("sgd", critical, "SGD, finite", "C0", "o", "-"), ("sgd", trained, "SGD, trained", "C0", "x", ":"),
+         ("adam", critical, "Adam, finite", "C1", "s", "-")]
+for optimizer, values, name, colour, marker, style in lines:
+    bc = values[optimizer]
+    ax.plot(bc.index[1:], bc.to_numpy()[1:], color=colour, marker=marker, markersize=2.5, linewidth=0.9,
+            linestyle=style, label=f"measured, {name}")
+for optimizer, name, colour in [("sgd", "SGD", "C0"), ("adam", "Adam", "C1")]:
+    plotting.beta_line(ax, critical[optimizer][0.0], label=f"measured at α = 0, {name}", color=colour, linewidth=0.8)
 for spectrum, colour in zip(spectra, ["C2", "C4", "C5"]):
     plotting.theory_curve(ax, alpha_fine, bounds.beta_critical(alpha_fine, spectra[spectrum][0], "exact"),
                           label=f"λ(1 − αλ)² bound, {spectrum}", color=colour, linewidth=0.8)
@@ -368,15 +388,36 @@ plotting.save(fig, "fig4a_measured_beta_critical", out_dir)
 
 # %%
 if profile != "smoke":
-    assert ratios["sgd"] >= 1.5, f"SGD: max β_c(α)/β_c(0) = {ratios['sgd']:.3g}"
-    assert ratios["adam"] <= 1.0, f"Adam: max β_c(α)/β_c(0) = {ratios['adam']:.3g}"
+    assert ratios["finite (the paper's reading)", "adam"] <= 1.0, ratios
+    sgd_above = finite_above["sgd"]
+    assert len(sgd_above) == 0 or sgd_above.collapsed.mean() >= 0.5, sgd_above
+if profile == "paper":
+    assert ratios["finite (the paper's reading)", "sgd"] >= 1.5, ratios
+    peak_alpha = critical["sgd"][critical["sgd"].index > 0].idxmax()
+    peak = tables["sgd"][(tables["sgd"].alpha == peak_alpha) & (tables["sgd"].beta == critical["sgd"][peak_alpha])]
+    assert peak.collapsed.all(), peak
 
 # %% [markdown]
-# With SGD the paper's claim holds here: some α well inside the trainable range admits a β
-# larger than every β that trains at α = 0. With Adam the largest β that trains is at α ≈ 0,
-# and larger α only lowers it, as Appendix E reports. The measured boundary is ragged rather
-# than a smooth curve: with a fresh meta-batch every iteration and a divergence that happens
-# in a few iterations, one unlucky batch decides a cell near the boundary.
+# What this says about the claim, in our runs (seed 0, float32 sweeps; the numbers printed
+# above are the ones to trust if you change a parameter):
+#
+# * **Default grid** (β steps 0.2 → 0.5 → 1): every α diverges at β = 0.5, so the ratio is 1 and
+#   the grid is too coarse to show the claim. That cell is marginal: at α = 0.01, β = 0.5 a run
+#   diverges after 250–360 iterations or not at all depending on round-off alone (float32 vs
+#   float64, batched vs one configuration), and an earlier version of this engine kept it.
+# * **Paper grid**, read as the paper reads its maps (finite = stable), the claim holds:
+#   β_c = 1.0 at α = 0.06 against 0.3 at α = 0 (ratio 3.3). But that run collapsed, as did 16 of
+#   the 20 finite runs above β = 0.3: the step killed every ReLU of the second hidden layer and
+#   the network now predicts a constant, with loss ≈ 4.1 (about the targets' mean square). A dead
+#   network cannot diverge, so it falls on the "stable" side of the criterion without training.
+#   Counting only runs that trained, the largest β is 0.6 at α = 0.01 (ratio 2, a run whose loss
+#   ended above its start) and otherwise 0.4 (ratio 1.3).
+# * **Adam**: the largest β that trains is at α = 0 (ratio 0.5 on both grids), as Appendix E says.
+#
+# So the paper's sinusoid claim survives its own reading of the map, but most of its margin
+# comes from networks that stopped learning; what remains is a modest rise at a few ragged
+# cells. With a fresh meta-batch every iteration, the boundary is decided by individual batches
+# and, near it, by round-off: we show the map as measured rather than tune the grid.
 #
 # ## How well does the Hessian predict β_c?
 #
@@ -388,8 +429,10 @@ rows = {}
 for spectrum, (values, _) in spectra.items():
     on_grid = pd.Series(bounds.beta_critical(alphas, values, "exact"), index=alphas)
     rows[f"predicted, {spectrum}"] = {"β_c(0)": 2 / values[0], "max β_c(α)": on_grid.max(), "at α": on_grid.idxmax()}
-sgd_inner = critical["sgd"][critical["sgd"].index > 0]
-rows["measured, SGD"] = {"β_c(0)": critical["sgd"][0.0], "max β_c(α)": sgd_inner.max(), "at α": sgd_inner.idxmax()}
+for reading, values in [("finite", critical), ("trained", trained)]:
+    sgd_inner = values["sgd"][values["sgd"].index > 0]
+    rows[f"measured, SGD, {reading}"] = {"β_c(0)": values["sgd"][0.0], "max β_c(α)": sgd_inner.max(),
+                                         "at α": sgd_inner.idxmax()}
 prediction = pd.DataFrame(rows).T
 prediction["ratio"] = prediction["max β_c(α)"] / prediction["β_c(0)"]
 prediction
@@ -406,11 +449,12 @@ prediction
 #   makes the loss of a ReLU network jump and its curvature change rather than grow without
 #   bound, which no quadratic model describes.
 # * **Where β_c rises is set by 1/λ_max.** The exact-MAML bound peaks near α = 1/λ_1, where
-#   the steepest direction stops limiting β; the measured β_c is raised over α between
-#   1/λ_max of the trained model and about 1/λ_max of θ0, the two ends of the curvature the
-#   runs see as they train. The predicted rise (the ratio column) is larger than the measured
-#   one, and beyond the peak the bound falls faster than the measured β_c: past 1/λ_1 the
-#   steepest directions are no longer the ones of θ0.
+#   the steepest direction stops limiting β. On the paper grid the measured β_c is raised over
+#   α between 1/λ_max of the trained model and about 1/λ_max of θ0, the two ends of the
+#   curvature the runs see as they train (on the default grid it is not raised at all, see
+#   above). The predicted rise (the ratio column) is larger than the measured one, and beyond
+#   the peak the bound falls faster than the measured β_c: past 1/λ_1 the steepest directions
+#   are no longer the ones of θ0.
 # * **Eq. 26 (every task alone) is a sufficient condition, and a very loose one:** with 10
 #   support points a single task's Hessian is much sharper than the mean over tasks, and the
 #   minimum over tasks of the bound is more than an order of magnitude below what trains.
@@ -422,11 +466,12 @@ prediction
 # %%
 if profile != "smoke":
     lam_trained, lam_theta0 = eigen.loc["mean loss, trained θ", "λ_1"], eigen.loc["mean loss, θ0", "λ_1"]
-    measured = prediction.loc["measured, SGD"]
+    measured = prediction.loc["measured, SGD, finite"]
     assert lam_trained > 2 * lam_theta0, eigen
     assert 1 <= measured["β_c(0)"] * lam_theta0 / 2 <= 5, prediction
     assert measured["β_c(0)"] > 10 * prediction.loc["predicted, every task (Eq. 26), trained θ", "β_c(0)"], prediction
-    assert 0.5 / lam_trained <= measured["at α"] <= 2 / lam_theta0, (measured, 1 / lam_trained, 1 / lam_theta0)
+    if measured["ratio"] > 1:
+        assert 0.5 / lam_trained <= measured["at α"] <= 2 / lam_theta0, (measured, 1 / lam_trained, 1 / lam_theta0)
 
 # %%
 pd.Series(timings, name="seconds").round(1)

@@ -60,3 +60,29 @@ def test_layer_structure_of_the_sinusoid_mlp():
     model = models.mlp(torch.Generator().manual_seed(0))
     assert mlp_adaptation.mlp_layers(model) == [
         ("0.weight", "0.bias", nn.ReLU), ("2.weight", "2.bias", nn.ReLU), ("4.weight", "4.bias", None)]
+
+
+@pytest.mark.parametrize("batched", ["alpha", "params", "both"])
+def test_vmaps_over_configurations_of_alpha_or_theta(batched):
+    """The hand-written reverse pass updates tensors in place; vmapped over α alone, θ alone or
+    both, every configuration must still equal its own unbatched call."""
+    model = models.mlp(torch.Generator().manual_seed(4), widths=(1, 6, 5, 1)).double()
+    tasks = sinusoid(torch.Generator().manual_seed(5), n_tasks=3).to(dtype=torch.float64)
+    base = maml.parameters_of(model)
+    g = torch.Generator().manual_seed(6)
+    thetas = [{k: v + 0.1 * torch.randn(v.shape, generator=g, dtype=v.dtype) for k, v in base.items()} for _ in range(3)]
+    alphas = torch.tensor([0.0, 0.05, 0.3], dtype=torch.float64)
+    if batched == "alpha":
+        thetas = [base] * 3
+    if batched == "params":
+        alphas = torch.full((3,), 0.05, dtype=torch.float64)
+    stacked = {k: torch.stack([t[k] for t in thetas]) for k in base}
+    meta_gradient = mlp_adaptation.second_order_meta_gradient(model)
+    in_dims = {"alpha": (None, None, 0), "params": (0, None, None), "both": (0, None, 0)}[batched]
+    args = (base if batched == "alpha" else stacked, tasks, alphas[0] if batched == "params" else alphas)
+    values, grads = torch.func.vmap(meta_gradient, in_dims=in_dims)(*args)
+    for i in range(3):
+        value, grad = meta_gradient(thetas[i], tasks, alphas[i])
+        assert float(values[i]) == pytest.approx(float(value), rel=1e-13)
+        for k in base:
+            torch.testing.assert_close(grads[k][i], grad[k], rtol=1e-12, atol=1e-14)

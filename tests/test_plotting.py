@@ -198,6 +198,20 @@ def test_theory_curve_masks_and_keeps_limits(fig_ax):
     assert (ax.get_xlim(), ax.get_ylim()) == limits
 
 
+def test_mark_cells_marks_the_true_cells_at_their_grid_points(fig_ax):
+    fig, ax = fig_ax
+    alphas, betas = np.array([1e-3, 1e-2, 1e-1]), np.array([0.1, 1.0])
+    plotting.stability_map(ax, alphas, betas, np.ones((2, 3)))
+    limits = ax.get_xlim(), ax.get_ylim()
+    mask = np.array([[False, True, False], [False, False, True]])
+    points = plotting.mark_cells(ax, alphas, betas, mask, label="collapsed")
+    np.testing.assert_allclose(points.get_offsets(), [[1e-2, 0.1], [1e-1, 1.0]])
+    assert (ax.get_xlim(), ax.get_ylim()) == limits
+    assert plotting.mark_cells(ax, alphas, betas, np.zeros((2, 3)), label="none") is None
+    with pytest.raises(ValueError, match=r"mask has shape \(3, 2\)"):
+        plotting.mark_cells(ax, alphas, betas, mask.T, label="wrong")
+
+
 def test_theory_curve_keeps_alpha_zero_on_linear_axis(fig_ax):
     _, ax = fig_ax
     ax.set_yscale("log")

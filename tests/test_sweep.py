@@ -250,3 +250,30 @@ def test_one_config_grid_and_all_diverged_grid_draw_without_warnings():
             fig.canvas.draw()
             plt.close(fig)
     assert table.diverged.all()
+
+
+def test_a_model_that_ends_constant_is_collapsed_and_a_live_one_is_not():
+    live = sine_problem(10)
+    dead_model = models.mlp(torch.Generator().manual_seed(0), widths=(1, 6, 1)).double()
+    with torch.no_grad():
+        dead_model[0].bias.fill_(-100.0)  # x ∈ [-2, 2]: every ReLU is off, the output is the last bias
+    dead = dataclasses.replace(live, model=dead_model)
+    for problem, collapsed in [(live, False), (dead, True)]:
+        table = sweep.run_sweep(problem, [0.0, 0.05], [0.01, 40.0], iterations=5, progress=False)
+        finite = table[~table.diverged]
+        assert len(finite) >= 2 and (finite.collapsed == collapsed).all(), table
+        assert table.loc[table.diverged, "output_spread"].isna().all()
+    assert (table.output_spread.dropna() == 0).all()
+
+
+def test_measured_beta_critical_can_exclude_collapsed_runs():
+    table = pd.DataFrame({
+        "alpha": [0.1, 0.1, 0.1],
+        "beta": [1.0, 2.0, 3.0],
+        "diverged": [False, False, True],
+        "collapsed": [False, True, False],
+    })
+    assert sweep.measured_beta_critical(table).beta_c.iloc[0] == 2.0
+    assert sweep.measured_beta_critical(table, exclude_collapsed=True).beta_c.iloc[0] == 1.0
+    with pytest.raises(ValueError, match="table lacks column 'collapsed'"):
+        sweep.measured_beta_critical(table.drop(columns="collapsed"), exclude_collapsed=True)
