@@ -89,7 +89,8 @@ def _meta_loss_and_gradient(layers, params: Params, tasks: Tasks, alpha: Tensor)
         a.append(act.forward(z[-1]) if act else z[-1])
         slopes.append(act.slope(z[-1], a[-1]) if act else None)
     deltas, through = [None] * n, [None] * n
-    deltas[-1] = (a[-1] - ys).mul_(2 / (ys.shape[-2] * ys.shape[-1]))
+    support_scale = 2 / (ys.shape[-2] * ys.shape[-1])  # ∂(mean squared error)/∂prediction per residual
+    deltas[-1] = (a[-1] - ys).mul_(support_scale)
     for l in range(n - 1, 0, -1):
         through[l - 1] = _product(deltas[l], weights[l])
         deltas[l - 1] = _scaled(through[l - 1], slopes[l - 1])
@@ -123,7 +124,7 @@ def _meta_loss_and_gradient(layers, params: Params, tasks: Tasks, alpha: Tensor)
         grad_w[l + 1] = grad_w[l + 1].add_(_summed_outer(deltas[l + 1], masked))
         if acts[l] and acts[l].curvature:
             z_bar[l] = delta_bar[l] * through[l] * acts[l].curvature(z[l], a[l + 1])
-    a_bar[n] = delta_bar[n - 1].mul_(2 / (ys.shape[-2] * ys.shape[-1]))
+    a_bar[n] = delta_bar[n - 1].mul_(support_scale)
     for l in reversed(range(n)):
         zb = _scaled(a_bar[l + 1], slopes[l])
         if z_bar[l] is not None:
