@@ -19,6 +19,10 @@ PACKAGE := $(sort $(wildcard mamlpaper/*.py mamlpaper/*.mplstyle))
 MAMLPAPER_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),$(CURDIR)/data)
 export MAMLPAPER_DATA
 
+# Sweeps page-fault their freed activations back in unless glibc keeps freed memory; that is a
+# process-wide setting, asked for here for the processes `make` starts (mamlpaper/cpu_tuning.py).
+export GLIBC_TUNABLES ?= glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=2147483647
+
 .PHONY: help setup figures test notebooks lab benchmarks lock clean distclean
 
 help: ## list the targets

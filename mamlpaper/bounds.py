@@ -1,63 +1,40 @@
 """Closed forms for the learning-rate bounds: α_c (Eq. 11, 23) and β_c(α) (Eq. 18-19, 26).
 
 Near a minimum every meta-update is gradient descent on a quadratic whose curvature along
-the i-th Hessian eigenvector is c(λ_i, α); the three curvature models of PAPER_NOTES.md differ
-only in c. The forms here are checked against the SymPy derivation in `mamlpaper.symbolic`.
+the i-th Hessian eigenvector is c(λ_i, α); the curvature models (:mod:`mamlpaper.variants`)
+differ only in c. The forms are the paper's Eq. 9-11 and 18-19 with c varied as its
+Sections 3.1-3.2 and Appendix B allow; they are checked against the SymPy derivation in
+:mod:`mamlpaper.symbolic`.
 """
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
-CURVATURE_MODELS = ("simplified", "penalty", "exact")
+from . import _checks
+from .variants import CURVATURE_MODELS
 
 
 def _check_model(model, steps):
-    if model not in CURVATURE_MODELS:
-        raise ValueError(f"model={model!r} is not allowed; choose one of {', '.join(CURVATURE_MODELS)}")
-    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
-        raise ValueError(f"steps={steps!r} is not allowed; steps must be an int >= 1")
+    _checks.choice("model", model, CURVATURE_MODELS)
+    _checks.integer("steps", steps, minimum=1)
     if model == "penalty" and steps != 1:
-        raise ValueError(f"steps={steps!r} is not allowed with model='penalty'; the penalty form is one-step, use steps=1")
-
-
-def _real_array(value, name):
-    try:
-        array = np.asarray(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}={value!r} is not allowed; {name} must be real numbers") from None
-    if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
-        raise ValueError(f"{name} has dtype {array.dtype}; {name} must be real numbers")
-    if array.size == 0:
-        raise ValueError(f"{name} is empty (shape {array.shape}); at least one value is needed")
-    array = array.astype(float)
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} contains {float(array[~np.isfinite(array)].flat[0])!r}; {name} must be finite")
-    return array
+        raise _checks.refuse("steps", steps, "model='penalty' is one-step; use steps=1")
 
 
 def _eigenvalues(value):
-    eigenvalues = _real_array(value, "eigenvalues")
+    eigenvalues = _checks.real_array("eigenvalues", value)
     if not np.any(eigenvalues > 0):
-        raise ValueError(f"eigenvalues has no positive entry (largest {float(eigenvalues.max())!r}); "
-                         "the bounds are about a minimum, which needs a positive eigenvalue")
+        raise _checks.refuse("eigenvalues", value, "the bounds are about a minimum, which needs a positive "
+                             f"eigenvalue; the largest is {float(eigenvalues.max())!r}")
     return eigenvalues
 
 
 def _rates(value, name, *, allow_zero):
-    rates = _real_array(value, name)
+    rates = _checks.real_array(name, value)
     bad = rates < 0 if allow_zero else rates <= 0
     if np.any(bad):
         allowed = ">= 0 (0 is plain gradient descent)" if allow_zero else "> 0"
-        raise ValueError(f"{name} contains {float(rates[bad].flat[0])!r}; {name} must be {allowed}")
-    return rates
-
-
-def _vector(value, name, *, allow_zero):
-    rates = _rates(value, name, allow_zero=allow_zero)
-    if rates.ndim != 1:
-        raise ValueError(f"{name} has shape {rates.shape}; {name} must be a 1-D grid")
+        raise _checks.refuse(name, value, f"every entry must be {allowed}; found {float(rates[bad].flat[0])!r}")
     return rates
 
 
@@ -124,8 +101,8 @@ def predicted_stable(alphas, betas, eigenvalues, model="simplified", steps=1) ->
     A cell is stable iff 0 < β < β_c(α) (Eq. 19); α beyond α_c has β_c = 0 and is never stable.
     """
     _check_model(model, steps)
-    alphas = _vector(alphas, "alphas", allow_zero=True)
-    betas = _vector(betas, "betas", allow_zero=False)
+    alphas = _checks.grid("alphas", alphas, allow_zero=True)
+    betas = _checks.grid("betas", betas)
     eigenvalues = _eigenvalues(eigenvalues)
     return betas[:, None] < _beta_critical(alphas, eigenvalues, model, steps)[None, :]
 
@@ -137,8 +114,7 @@ def agreement(predicted_stable, measured_stable, margin=1) -> tuple[float, int]:
     resolves the boundary to one step, so disagreement there says nothing about the theory.
     Returns (fraction, number of cells counted).
     """
-    if isinstance(margin, bool) or not isinstance(margin, numbers.Integral) or margin < 0:
-        raise ValueError(f"margin={margin!r} is not allowed; margin must be an int >= 0")
+    margin = _checks.integer("margin", margin, minimum=0)
     predicted = np.asarray(predicted_stable)
     measured = np.asarray(measured_stable)
     for name, array in (("predicted_stable", predicted), ("measured_stable", measured)):

@@ -1,72 +1,49 @@
-"""Process-wide CPU settings under which training runs fast: flushed denormals, a retained heap.
+"""CPU settings under which training runs fast, each put back exactly as found.
 
-Both are scoped to a sweep or a training loop: the denormal flag is restored after it; the heap
-is trimmed, with glibc left at static thresholds (see ``retained_heap``).
+Flushed float denormals are a per-thread flag that torch can set but not read; it is read by
+its effect (:func:`denormals_flushed`) and restored after every training scope.
+
+A retained heap is not set here. A vmapped sweep allocates and frees tens of wide tensors per
+iteration; glibc returns that memory to the kernel (blocks above its mmap threshold, a heap top
+above its trim threshold) and the next iteration page-faults it back in (a float32 sinusoid step
+of 128 configs: ~10^5 faults per 5 steps, ~20 % of its time). Its thresholds can be changed at
+run time (``mallopt``) but not read, and changing one ends glibc's dynamic rule for the rest of
+the process: a library cannot put that back. So it is a process-start setting that the caller
+asks for, ``GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=2147483647``,
+which ``make figures`` and ``make benchmarks`` set for the processes they start.
 """
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 
 import torch
 
-# glibc's mallopt parameters (malloc.h) and the values used while training.
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-_MMAP_THRESHOLD = 32 * 2**20
-_TRAINING_TRIM_THRESHOLD = 2**31 - 1
-_AFTER_TRIM_THRESHOLD = 2 * _MMAP_THRESHOLD
+from . import _checks
 
 
-def _glibc():
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name) if name else None
-    except OSError:
-        return None
-    return libc if libc is not None and hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
-
-
-_LIBC = _glibc()
+def denormals_flushed() -> bool:
+    """Whether this thread flushes float denormals to zero: torch can set the flag but not read it."""
+    return float(torch.tensor(1e-40, dtype=torch.float32) * 1.0) == 0.0
 
 
 @contextlib.contextmanager
 def flushed_denormals():
     """Flush float denormals to zero: tiny ReLU-MLP gradients otherwise hit the CPU's slow
-    denormal path (3× slower sweeps). torch has no getter for this flag; its default, off, is
-    restored."""
+    denormal path (3× slower sweeps). The flag (the calling thread's) found on entry is put back
+    on exit, so nested scopes and a flag set by the caller beforehand are kept."""
+    found = denormals_flushed()
     torch.set_flush_denormal(True)
     try:
         yield
     finally:
-        torch.set_flush_denormal(False)
+        torch.set_flush_denormal(found)
 
 
 @contextlib.contextmanager
-def retained_heap():
-    """Keep freed memory in the process (glibc; elsewhere nothing happens).
-
-    A vmapped sweep allocates and frees tens of (configs, tasks, points, width) tensors per
-    iteration; glibc hands such blocks back to the kernel and the next iteration page-faults
-    them in again: 20 % of a sweep's time here, 2× when sweeps alternate with other work. While this holds, blocks up to
-    32 MiB come from the heap and the heap is never trimmed; afterwards the heap is trimmed
-    once and glibc's static thresholds are left at 32 MiB / 64 MiB (where its own dynamic
-    rule ends after such a sweep).
-    """
-    if _LIBC is None:
-        yield
-        return
-    _LIBC.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
-    _LIBC.mallopt(_M_TRIM_THRESHOLD, _TRAINING_TRIM_THRESHOLD)
-    try:
-        yield
-    finally:
-        _LIBC.mallopt(_M_TRIM_THRESHOLD, _AFTER_TRIM_THRESHOLD)
-        _LIBC.malloc_trim(0)
-
-
-@contextlib.contextmanager
-def training_settings():
-    """Both settings above, for the span of one sweep or training run."""
-    with flushed_denormals(), retained_heap():
+def training_settings(enabled: bool = True):
+    """The settings above for the span of one sweep or training run; ``enabled=False`` changes nothing."""
+    if _checks.flag("enabled", enabled):
+        with flushed_denormals():
+            yield
+    else:
         yield

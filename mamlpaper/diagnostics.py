@@ -20,7 +20,7 @@ from scipy.sparse.linalg import LinearOperator
 from torch import Tensor
 from torch.func import grad, vjp, vmap
 
-from . import hessian
+from . import _checks, hessian
 from .maml import Params, TaskLoss
 from .tasks import Tasks, check_tasks
 
@@ -29,8 +29,7 @@ OPERATORS = ("H", "Tg", "H2", "Tg+H2")
 
 def _float64(params: Params, tasks: Tasks) -> tuple[Params, Tensor, Tensor]:
     """θ and the support data in float64: Lanczos needs products symmetric far below float32 round-off."""
-    if not isinstance(params, dict) or not params or not all(isinstance(p, Tensor) for p in params.values()):
-        raise ValueError(f"params={params!r:.60} must be a non-empty dict of tensors, e.g. maml.parameters_of(model)")
+    _checks.params(params)
     check_tasks(tasks)
     params = {k: p.detach().to(torch.float64) for k, p in params.items()}
     device = next(iter(params.values())).device
@@ -40,6 +39,7 @@ def _float64(params: Params, tasks: Tasks) -> tuple[Params, Tensor, Tensor]:
 
 def mean_support_loss(loss: TaskLoss, tasks: Tasks) -> Callable[[Params], Tensor]:
     """θ ↦ mean_τ L_τ(θ; support), in θ's dtype: the training loss whose Hessian the bounds use."""
+    _checks.function("loss", loss)
     check_tasks(tasks)
     per_task = vmap(loss, in_dims=(None, 0, 0))
 
@@ -59,6 +59,7 @@ def task_curvature_operators(loss: TaskLoss, params: Params, tasks: Tasks) -> di
     of the stacked per-task gradients (blocks H_τ), Jᵀ its pullback and J the pullback's own
     pullback (the pullback is linear).
     """
+    _checks.function("loss", loss)
     params, xs, ys = _float64(params, tasks)
     n = xs.shape[0]
     task_gradients = vmap(grad(loss), in_dims=(None, 0, 0))
@@ -98,6 +99,7 @@ def task_top_eigenvalues(loss: TaskLoss, params: Params, tasks: Tasks, k: int = 
     what they need: it is the spectrum of the block-diagonal Hessian of Σ_τ L_τ(θ_τ) over one
     copy θ_τ of the parameters per task, which one Lanczos run handles.
     """
+    _checks.function("loss", loss)
     params, xs, ys = _float64(params, tasks)
     n = xs.shape[0]
     copies = {name: p.expand(n, *p.shape).contiguous() for name, p in params.items()}

@@ -8,7 +8,7 @@ through a ``LinearOperator``, and Frobenius norms come from Hutchinson's estimat
 The paper's Appendix B writes the Hessian of the simplified MAML objective as
 H̃ = H − α(Tg + H²), with T the third-derivative tensor and (Tg)_ij = Σ_k T_ijk g_k for the
 gradient g held fixed. Tg is the Hessian of ψ(θ) = ⟨∇L(θ), g⟩, so every tool for H works on
-Tg unchanged (Fig. 5 compares the top eigenvalues and Frobenius norms of Tg and H²).
+Tg unchanged; :mod:`mamlpaper.diagnostics` builds Tg and H² of a meta-batch that way (Fig. 5).
 
 ``loss`` is always a callable params-pytree -> scalar tensor, e.g. one task's loss closed
 over its data, or the MAML meta-loss (mean over tasks of L_query(adapt(θ))) for the
@@ -16,7 +16,6 @@ meta-Hessian.
 """
 from __future__ import annotations
 
-import math
 from typing import Callable, Union
 
 import numpy as np
@@ -25,6 +24,7 @@ from scipy.sparse.linalg import LinearOperator, aslinearoperator, eigsh
 from torch import Tensor
 from torch.func import grad, jvp, vjp
 
+from . import _checks
 from .maml import Params
 
 METHODS = ("forward", "reverse")
@@ -51,34 +51,15 @@ def unflatten(vector: Tensor, like: Params) -> Params:
 
 def _check_params(params: Params) -> Tensor:
     """The flat, detached θ; one dtype and device, so every HVP runs in the parameters' precision."""
-    if not isinstance(params, dict) or not params:
-        shown = "{}" if isinstance(params, dict) else type(params).__name__
-        raise ValueError(f"params={shown} must be a non-empty dict of tensors, e.g. maml.parameters_of(model)")
-    kinds = {(p.dtype, p.device) if isinstance(p, Tensor) else type(p).__name__ for p in params.values()}
-    if len(kinds) != 1 or not all(isinstance(k, tuple) and k[0].is_floating_point for k in kinds):
-        raise ValueError(f"params hold {sorted(map(str, kinds))}; expected tensors of one floating dtype and device")
-    return flatten(params).detach()
+    return flatten(_checks.params(params)).detach()
 
 
 def _check_loss(loss) -> Loss:
-    if not callable(loss):
-        raise ValueError(f"loss={type(loss).__name__} must be a callable params -> scalar tensor")
-    return loss
+    return _checks.function("loss", loss)
 
 
 def _check_method(method: str) -> str:
-    if method not in METHODS:
-        raise ValueError(f"method={method!r} is not allowed; choose one of {', '.join(METHODS)}")
-    return method
-
-
-def _check_int(name: str, value, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low or (
-        high is not None and value > high
-    ):
-        allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise ValueError(f"{name}={value!r} must be an integer {allowed}")
-    return int(value)
+    return _checks.choice("method", method, METHODS)
 
 
 def _as_flat(name: str, value: Vector, theta: Tensor, params: Params) -> Tensor:
@@ -90,11 +71,12 @@ def _as_flat(name: str, value: Vector, theta: Tensor, params: Params) -> Tensor:
             raise ValueError(f"{name} is a pytree that does not match the parameters' keys and shapes")
         value = flatten(value)
     if not isinstance(value, (Tensor, np.ndarray)):
-        raise ValueError(f"{name}={type(value).__name__} must be a tensor, an array or a parameter pytree")
+        raise _checks.refuse(name, value, f"{name} must be a tensor, an array or a parameter pytree",
+                             shown=type(value).__name__)
     flat = torch.as_tensor(value).detach().to(dtype=theta.dtype, device=theta.device)
     if flat.shape != theta.shape:
         raise ValueError(f"{name} has shape {tuple(flat.shape)}; expected ({theta.numel()},) to match the parameters")
-    if not bool(torch.isfinite(flat).all()):
+    if flat.is_complex() or not bool(torch.isfinite(flat).all()):
         raise ValueError(f"{name} has non-finite entries; expected a finite vector")
     return flat
 
@@ -105,22 +87,6 @@ def _hvp_closure(loss: Loss, params: Params, theta: Tensor, method: str) -> Call
         _, pullback = vjp(gradient, theta)
         return lambda v: pullback(v)[0]
     return lambda v: jvp(gradient, (theta,), (v,))[1]
-
-
-def hvp_function(loss: Loss, params: Params, method: str = "reverse") -> Callable[[Tensor], Tensor]:
-    """v ↦ Hv on flat vectors of θ's dtype and device, built once so Lanczos pays no set-up per product.
-
-    ``forward`` is forward-over-reverse (``jvp`` of ``grad``): one primal and tangent pass per
-    product, no stored graph. ``reverse`` linearises ∇L once (``vjp`` of ``grad``, its graph
-    kept) and then only runs the backward pass per product: faster for many products at one
-    point, and it needs no forward-mode rules (``F.mse_loss`` has none that nest in 2.13).
-    ``reverse`` is the default everywhere: 3.5× faster per Lanczos product on the sinusoid MLP
-    (benchmarks/hessian_speed.py). The returned function does no checks: it is the inner loop.
-    """
-    _check_loss(loss)
-    theta = _check_params(params)
-    _check_method(method)
-    return _hvp_closure(loss, params, theta, method)
 
 
 def hvp(loss: Loss, params: Params, vector: Vector, method: str = "reverse") -> Tensor:
@@ -175,77 +141,6 @@ def hessian_operator(loss: Loss, params: Params, method: str = "reverse") -> Lin
     return _linear_operator(_hvp_closure(loss, params, theta, method), theta)
 
 
-def _gradient_pairing(loss: Loss, params: Params, theta: Tensor, g: Vector | None) -> Loss:
-    """ψ(θ) = ⟨∇L(θ), g⟩ with g fixed (default ∇L at ``params``): its Hessian is Tg."""
-    if g is None:
-        g_tree = grad(loss)(unflatten(theta, params))
-    else:
-        g_tree = unflatten(_as_flat("g", g, theta, params), params)
-
-    def pairing(p: Params) -> Tensor:
-        gradient = grad(loss)(p)
-        return sum((gradient[k] * g_tree[k]).sum() for k in gradient)
-
-    return pairing
-
-
-def tg_function(
-    loss: Loss, params: Params, g: Vector | None = None, method: str = "reverse"
-) -> Callable[[Tensor], Tensor]:
-    """v ↦ (Tg)v on flat tensors, built once: the HVP of ψ(θ) = ⟨∇L(θ), g⟩ (T is symmetric)."""
-    _check_loss(loss)
-    theta = _check_params(params)
-    _check_method(method)
-    return _hvp_closure(_gradient_pairing(loss, params, theta, g), params, theta, method)
-
-
-def tg_product(
-    loss: Loss, params: Params, vector: Vector, g: Vector | None = None, method: str = "reverse"
-) -> Tensor:
-    """(Tg)v, Σ_jk T_ijk g_k v_j, with g = ∇L(θ) unless given: the term the paper argues is negligible."""
-    _check_loss(loss)
-    theta = _check_params(params)
-    _check_method(method)
-    v = _as_flat("vector", vector, theta, params)
-    return _hvp_closure(_gradient_pairing(loss, params, theta, g), params, theta, method)(v)
-
-
-def tg_matrix(loss: Loss, params: Params, g: Vector | None = None) -> Tensor:
-    """Tg as a dense (d × d) matrix, for small models."""
-    _check_loss(loss)
-    theta = _check_params(params)
-    return dense_hessian(_gradient_pairing(loss, params, theta, g), params)
-
-
-def tg_operator(loss: Loss, params: Params, g: Vector | None = None, method: str = "reverse") -> LinearOperator:
-    """Tg as a float64 ``LinearOperator``, for its top eigenvalues and Frobenius norm at any size."""
-    _check_loss(loss)
-    theta = _check_params(params)
-    _check_method(method)
-    return _linear_operator(_hvp_closure(_gradient_pairing(loss, params, theta, g), params, theta, method), theta)
-
-
-def h2_operator(loss: Loss, params: Params, method: str = "reverse") -> LinearOperator:
-    """H² as a ``LinearOperator`` (two HVPs per product): the term that bends λ into λ − αλ²."""
-    _check_loss(loss)
-    theta = _check_params(params)
-    _check_method(method)
-    h = _hvp_closure(loss, params, theta, method)
-    return _linear_operator(lambda v: h(h(v)), theta)
-
-
-def tg_plus_h2_operator(
-    loss: Loss, params: Params, g: Vector | None = None, method: str = "reverse"
-) -> LinearOperator:
-    """Tg + H² as a ``LinearOperator``: the full α-coefficient of the simplified MAML Hessian H̃."""
-    _check_loss(loss)
-    theta = _check_params(params)
-    _check_method(method)
-    h = _hvp_closure(loss, params, theta, method)
-    tg = _hvp_closure(_gradient_pairing(loss, params, theta, g), params, theta, method)
-    return _linear_operator(lambda v: tg(v) + h(h(v)), theta)
-
-
 def _as_operator(operator: Operand, d: int | None) -> LinearOperator:
     """A dense matrix, a ``LinearOperator`` or a NumPy matvec (with ``d``) as one square operator."""
     if isinstance(operator, (Tensor, np.ndarray)):
@@ -255,15 +150,14 @@ def _as_operator(operator: Operand, d: int | None) -> LinearOperator:
             raise ValueError(f"operator has shape {operator.shape}; expected a square operator")
     elif callable(operator):
         if d is None:
-            raise ValueError("d=None is not allowed with a matvec callable; pass the dimension d >= 1")
-        _check_int("d", d, 1)
+            raise _checks.refuse("d", d, "a matvec callable needs its dimension d >= 1")
+        d = _checks.integer("d", d, minimum=1)
         operator = LinearOperator((d, d), matvec=operator, dtype=np.float64)
     else:
-        raise ValueError(
-            f"operator={type(operator).__name__} must be a LinearOperator, a square matrix or a matvec callable"
-        )
-    if d is not None and operator.shape[0] != d:
-        raise ValueError(f"d={d!r} does not match the operator's dimension {operator.shape[0]}")
+        raise _checks.refuse("operator", operator, "operator must be a LinearOperator, a square matrix or a "
+                             "matvec callable", shown=type(operator).__name__)
+    if d is not None and operator.shape[0] != _checks.integer("d", d, minimum=1):
+        raise _checks.refuse("d", d, f"it must match the operator's dimension {operator.shape[0]}")
     return operator
 
 
@@ -277,13 +171,10 @@ def _as_matrix(matrix: Tensor | np.ndarray) -> np.ndarray:
     return array
 
 
-def _check_eigsh_request(d: int, k, which: str, tol, seed) -> None:
-    _check_int("k", k, 1, d - 1)
-    if which not in WHICH:
-        raise ValueError(f"which={which!r} is not allowed; choose one of {', '.join(WHICH)}")
-    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not math.isfinite(tol) or tol <= 0:
-        raise ValueError(f"tol={tol!r} must be a finite number > 0")
-    _check_int("seed", seed, 0)
+def _check_eigsh_request(d: int, k, which: str, tol, seed) -> tuple[int, float, int]:
+    k = _checks.integer("k", k, minimum=1, maximum=d - 1)
+    _checks.choice("which", which, WHICH)
+    return k, _checks.real("tol", tol, above=0.0), _checks.integer("seed", seed, minimum=0)
 
 
 def _lanczos(operator: LinearOperator, k: int, which: str, tol: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -309,8 +200,8 @@ def top_eigenvalues_of(
     residuals are computed with fresh products of unit eigenvectors.
     """
     op = _as_operator(operator, d)
-    _check_eigsh_request(op.shape[0], k, which, tol, seed)
-    return _lanczos(op, k, which, float(tol), seed)
+    k, tol, seed = _check_eigsh_request(op.shape[0], k, which, tol, seed)
+    return _lanczos(op, k, which, tol, seed)
 
 
 def top_eigenvalues(
@@ -326,8 +217,8 @@ def top_eigenvalues(
     _check_loss(loss)
     theta = _check_params(params)
     _check_method(method)
-    _check_eigsh_request(theta.numel(), k, which, tol, seed)
-    return _lanczos(_linear_operator(_hvp_closure(loss, params, theta, method), theta), k, which, float(tol), seed)
+    k, tol, seed = _check_eigsh_request(theta.numel(), k, which, tol, seed)
+    return _lanczos(_linear_operator(_hvp_closure(loss, params, theta, method), theta), k, which, tol, seed)
 
 
 def frobenius_norm(
@@ -342,17 +233,17 @@ def frobenius_norm(
     """
     matrix = _as_matrix(operator) if isinstance(operator, (Tensor, np.ndarray)) else None
     op = _as_operator(operator if matrix is None else matrix, d)
-    if exact not in (None, True, False):
-        raise ValueError(f"exact={exact!r} must be True, False or None (automatic)")
-    samples = _check_int("samples", samples, 2)
-    seed = _check_int("seed", seed, 0)
+    if exact is not None:
+        exact = _checks.flag("exact", exact)
+    samples = _checks.integer("samples", samples, minimum=2)
+    seed = _checks.integer("seed", seed, minimum=0)
     n = op.shape[0]
     if exact or (exact is None and (matrix is not None or n <= samples)):
         dense = op.matmat(np.eye(n)) if matrix is None else matrix
         return float(np.linalg.norm(dense, "fro")), 0.0
     probes = np.random.default_rng(seed).integers(0, 2, size=(n, samples)).astype(np.float64) * 2.0 - 1.0
     squares = np.square(op.matmat(probes)).sum(axis=0)
-    norm = math.sqrt(float(squares.mean()))
+    norm = float(np.sqrt(squares.mean()))
     if norm == 0.0:
         return 0.0, 0.0
-    return norm, float(squares.std(ddof=1)) / math.sqrt(samples) / (2.0 * norm)
+    return norm, float(squares.std(ddof=1)) / float(np.sqrt(samples)) / (2.0 * norm)

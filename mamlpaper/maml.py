@@ -12,27 +12,36 @@ meta-objective L_query(θ_k), so the variants are compared on one number.
 """
 from __future__ import annotations
 
-import math
 from typing import Callable, Dict
 
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad, grad_and_value, vmap
 
+from . import _checks
 from .tasks import Tasks, check_tasks
+from .variants import VARIANTS
 
 Params = Dict[str, Tensor]
 TaskLoss = Callable[[Params, Tensor, Tensor], Tensor]
-VARIANTS = ("second", "first", "simplified")
 
 
 def mse(prediction: Tensor, target: Tensor) -> Tensor:
-    """Mean squared error written out: ``F.mse_loss`` breaks forward-over-reverse HVPs in torch 2.13."""
+    """Mean squared error written out: ``F.mse_loss`` breaks forward-over-reverse HVPs in torch 2.13.
+
+    Shapes must match exactly: an (N, 1) prediction against (N,) targets would broadcast to an
+    (N, N) difference and return a plausible, wrong loss.
+    """
+    if prediction.shape != target.shape:
+        raise ValueError(f"prediction shape {tuple(prediction.shape)} and target shape {tuple(target.shape)} "
+                         "differ; mse needs them equal (targets per point are (points, outputs))")
     return ((prediction - target) ** 2).mean()
 
 
 def functional_loss(model: nn.Module, criterion: Callable[[Tensor, Tensor], Tensor] = mse) -> TaskLoss:
     """Turn a module and a criterion into L(params, x, y), the form every transform here needs."""
+    _checks.module(model)
+    _checks.function("criterion", criterion)
 
     def loss(params: Params, x: Tensor, y: Tensor) -> Tensor:
         return criterion(functional_call(model, params, (x,)), y)
@@ -42,6 +51,7 @@ def functional_loss(model: nn.Module, criterion: Callable[[Tensor, Tensor], Tens
 
 def parameters_of(model: nn.Module) -> Params:
     """A detached copy of the module's parameters: θ0 as a pytree."""
+    _checks.module(model)
     return {name: p.detach().clone() for name, p in model.named_parameters()}
 
 
@@ -57,8 +67,11 @@ def batched_meta_gradient(loss: TaskLoss, variant: str, steps: int):
     """(params, tasks, α) -> (mean meta-loss, mean meta-gradient) over the task axis; no checks, vmappable.
 
     The task mean is taken inside one gradient transform (not as a mean of per-task gradients),
-    so per-task copies of the gradient are never materialised: the sweep's hot path.
+    so per-task copies of the gradient are never materialised: the sweep's hot path. Only the
+    variant and step count are checked, here, once; the returned function checks nothing.
     """
+    _checks.choice("variant", variant, VARIANTS)
+    steps = _checks.integer("steps", steps, minimum=1)
     over_tasks = dict(in_dims=(None, 0, 0, None))
 
     def adapted(params, xs, ys, alpha):
@@ -95,7 +108,10 @@ def batched_meta_gradient(loss: TaskLoss, variant: str, steps: int):
 
 
 def mean_task_gradient_norm(loss: TaskLoss, params: Params, tasks: Tasks) -> Tensor:
-    """Mean over tasks of ‖∇L_support(θ)‖: the quantity of the paper's Fig. 1 (training data)."""
+    """Mean over tasks of ‖∇L_support(θ)‖: the quantity of the paper's Fig. 1 (training data).
+
+    Unchecked: it is a training monitor, called with the tasks and θ the loop already checked.
+    """
 
     def norm(xs, ys):
         g = grad(loss)(params, xs, ys)
@@ -104,40 +120,40 @@ def mean_task_gradient_norm(loss: TaskLoss, params: Params, tasks: Tasks) -> Ten
     return vmap(norm)(tasks.x_support, tasks.y_support).mean()
 
 
-def check_variant(variant: str) -> str:
-    if variant not in VARIANTS:
-        raise ValueError(f"variant={variant!r} is not allowed; choose one of {', '.join(VARIANTS)}")
-    return variant
+def check_fit(loss: TaskLoss, params: Params, tasks: Tasks) -> Tasks:
+    """The first task's support and query sets go through the loss to a scalar, or one line says why.
 
-
-def check_steps(steps: int) -> int:
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps={steps!r} must be an integer >= 1 (inner gradient steps)")
-    return steps
-
-
-def check_rate(name: str, value, allow_zero: bool) -> float:
-    """α may be 0 (joint training, plain GD); β must be positive; both finite."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}={value!r} must be a real number") from None
-    if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
-        allowed = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name}={value!r} is not allowed; it must be finite and {allowed}")
-    return v
+    A shape the model or criterion cannot take (a wrong feature width, targets without their
+    output axis) fails here, once, instead of inside ``vmap`` or, worse, by broadcasting.
+    """
+    like = next(iter(params.values()))
+    for side, x, y in (("support", tasks.x_support, tasks.y_support), ("query", tasks.x_query, tasks.y_query)):
+        if x.is_floating_point() and x.dtype != like.dtype:
+            raise _checks.refuse(f"tasks.x_{side}.dtype", x.dtype, f"the parameters are {like.dtype}; "
+                                 f"convert with tasks.to(dtype={like.dtype})")
+        try:
+            with torch.no_grad():
+                value = loss(params, x[0].to(like.device), y[0].to(like.device))
+        except (RuntimeError, ValueError, IndexError, TypeError) as error:
+            reason = " ".join(str(error).split())[:200]
+            raise ValueError(f"tasks.x_{side}/y_{side} shaped {tuple(x.shape)}/{tuple(y.shape)} do not fit the "
+                             f"model and loss: {reason}") from None
+        if not isinstance(value, Tensor) or value.ndim != 0:
+            shown = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+            raise ValueError(f"loss returned {shown} for one task's {side} set; it must return a scalar tensor")
+    return tasks
 
 
 def meta_gradient(
     loss: TaskLoss, params: Params, tasks: Tasks, alpha, *, steps: int = 1, variant: str = "second"
 ) -> tuple[Tensor, Params]:
     """Mean MAML meta-loss and meta-gradient over a meta-batch of tasks (the checked entry point)."""
-    check_variant(variant)
-    check_steps(steps)
-    check_rate("alpha", alpha, allow_zero=True)
-    check_tasks(tasks)
-    if not params:
-        raise ValueError("params={} is empty; pass the model's parameters, e.g. parameters_of(model)")
-    dtype = next(iter(params.values())).dtype
-    alpha_t = torch.as_tensor(alpha, dtype=dtype)
+    _checks.function("loss", loss)
+    _checks.params(params)
+    _checks.choice("variant", variant, VARIANTS)
+    steps = _checks.integer("steps", steps, minimum=1)
+    alpha = _checks.rate("alpha", alpha, allow_zero=True)
+    check_fit(loss, params, check_tasks(tasks))
+    like = next(iter(params.values()))
+    alpha_t = torch.tensor(alpha, dtype=like.dtype, device=like.device)
     return batched_meta_gradient(loss, variant, steps)(params, tasks, alpha_t)

@@ -10,21 +10,18 @@ from typing import Dict
 import torch
 from torch import Tensor
 
+from . import _checks
+
 Params = Dict[str, Tensor]
 OPTIMIZERS = ("sgd", "adam")
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
 
 
-def check_optimizer(name: str) -> str:
-    if name not in OPTIMIZERS:
-        raise ValueError(f"optimizer={name!r} is not allowed; choose one of {', '.join(OPTIMIZERS)}")
-    return name
-
-
 def init_state(name: str, params: Params) -> Dict[str, Tensor]:
     """Fresh optimizer state: nothing for SGD; zero moments and step 0 for Adam."""
-    check_optimizer(name)
+    _checks.choice("optimizer", name, OPTIMIZERS)
+    _checks.params(params)
     if name == "sgd":
         return {}
     state = {f"m.{k}": torch.zeros_like(p) for k, p in params.items()}
@@ -55,4 +52,4 @@ def adam(params: Params, grads: Params, state: Dict[str, Tensor], lr: Tensor):
 
 def update_rule(name: str):
     """The pure update function for an optimizer name."""
-    return {"sgd": sgd, "adam": adam}[check_optimizer(name)]
+    return {"sgd": sgd, "adam": adam}[_checks.choice("optimizer", name, OPTIMIZERS)]

@@ -11,8 +11,11 @@ import argparse
 import os
 import sys
 import traceback
+import warnings
 from pathlib import Path
 
+from . import _checks
+from .atomic import atomic_path
 from .runtime import REPO_ROOT, check_profile
 
 
@@ -46,32 +49,35 @@ def execute(notebook: str | Path, output: str | Path, parameters: dict | None = 
 
     notebook, output = Path(notebook), Path(output)
     if notebook.suffix != ".py" or not notebook.is_file():
-        raise ValueError(f"notebook={str(notebook)!r} must be an existing Jupytext .py file")
+        raise _checks.refuse("notebook", str(notebook), "notebook must be an existing Jupytext .py file")
     if output.suffix != ".ipynb":
-        raise ValueError(f"output={str(output)!r} must end in .ipynb")
+        raise _checks.refuse("output", str(output), "output must end in .ipynb")
+    if parameters is not None and not isinstance(parameters, dict):
+        raise _checks.refuse("parameters", parameters, "parameters must be a dict of papermill parameters")
     parameters = dict(parameters or {})
     check_profile(parameters.get("profile", "default"))
     output.parent.mkdir(parents=True, exist_ok=True)
     source = output.with_name(f".{output.stem}.source.ipynb")
-    partial = output.with_name(f".{output.stem}.partial.ipynb")
     failed = output.with_name(f"{output.stem}.failed.ipynb")
     error = output.with_name(f"{output.stem}.error")
     for stale in (failed, error):
         stale.unlink(missing_ok=True)
     convert(notebook, source)
     try:
-        papermill.execute_notebook(
-            str(source), str(partial), parameters=parameters, kernel_name="python3",
-            cwd=str(REPO_ROOT), progress_bar=progress,
-        )
-    except BaseException as exc:
-        if partial.exists():
-            os.replace(partial, failed)
-        error.write_text(f"{notebook.name}: {_error_line(exc)}\n")
-        raise
+        with atomic_path(output) as partial, warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The specified file", category=UserWarning)
+            try:
+                papermill.execute_notebook(
+                    str(source), str(partial), parameters=parameters, kernel_name="python3",
+                    cwd=str(REPO_ROOT), progress_bar=progress,
+                )
+            except BaseException as exc:
+                if partial.stat().st_size:
+                    os.replace(partial, failed)
+                error.write_text(f"{notebook.name}: {_error_line(exc)}\n")
+                raise
     finally:
         source.unlink(missing_ok=True)
-    os.replace(partial, output)
     return output
 
 

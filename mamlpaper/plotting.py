@@ -11,7 +11,6 @@ import contextlib
 import math
 import os
 import pathlib
-import secrets
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
@@ -21,6 +20,9 @@ from matplotlib.colors import BoundaryNorm, ListedColormap, LogNorm, Normalize
 from matplotlib.legend import Legend
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+
+from . import _checks
+from .atomic import atomic_paths
 
 __all__ = [
     "use_style",
@@ -55,32 +57,13 @@ def _style_rc() -> dict:
 
 
 def _floats(x, name: str) -> np.ndarray:
-    """Numbers as a float array, or one line naming the parameter that is not numeric."""
-    try:
-        return np.asarray(x, dtype=float)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}={x!r:.80}: must be an array of real numbers") from None
+    """Real numbers as a float array (NaN and inf allowed: diverged cells), or one line naming ``name``."""
+    return _checks.real_array(name, x, finite=False)
 
 
 def _edges(values, name: str) -> np.ndarray:
     """Cell edges of a log grid, with errors naming the caller's parameter."""
-    v = _floats(values, name)
-    if v.ndim != 1 or v.size == 0:
-        raise ValueError(f"{name} has shape {v.shape}: must be a non-empty 1-D grid")
-    with np.errstate(invalid="ignore"):
-        bad = np.flatnonzero(~(np.isfinite(v) & (v > 0)))
-    if bad.size:
-        i = bad[0]
-        raise ValueError(
-            f"{name}[{i}]={float(v[i])}: grid values must be finite and > 0 (log axis)"
-        )
-    steps = np.flatnonzero(np.diff(v) <= 0)
-    if steps.size:
-        i = steps[0]
-        raise ValueError(
-            f"{name}[{i}:{i + 2}]={v[i:i + 2].tolist()}: grid must be strictly increasing"
-            " (sorted, no duplicates)"
-        )
+    v = _checks.grid(name, values, increasing=True)
     logs = np.log(v)
     if v.size == 1:
         half = 0.5 * math.log(10.0)
@@ -145,12 +128,7 @@ def stability_map(
     if threshold is not None:
         if norm is not None:
             raise ValueError(f"norm={norm!r}: must be None when threshold is given (binary map)")
-        try:
-            thr = float(threshold)
-        except (TypeError, ValueError):
-            raise ValueError(f"threshold={threshold!r}: must be a finite number or None") from None
-        if not math.isfinite(thr):
-            raise ValueError(f"threshold={threshold!r}: must be a finite number or None")
+        thr = _checks.real("threshold", threshold)
         map_cmap = ListedColormap([_BELOW_COLOUR, _ABOVE_COLOUR]).with_extremes(bad=(0, 0, 0, 0))
         map_norm: Normalize = BoundaryNorm([-np.inf, thr, np.inf], ncolors=2)
     else:
@@ -235,7 +213,9 @@ def mark_cells(ax, alphas, betas, mask, *, label, **kwargs):
     true, e.g. runs that stayed finite only because the model collapsed; None when none is."""
     x = _floats(alphas, "alphas")
     y = _floats(betas, "betas")
-    m = np.asarray(mask, dtype=bool)
+    m = np.asarray(mask)
+    if m.dtype != bool:
+        raise _checks.refuse("mask", mask, "mask must be a bool array")
     if m.shape != (y.size, x.size):
         raise ValueError(f"mask has shape {m.shape}: must be (len(betas), len(alphas)) = {(y.size, x.size)}")
     rows, cols = np.nonzero(m)
@@ -248,12 +228,7 @@ def mark_cells(ax, alphas, betas, mask, *, label, **kwargs):
 
 def _level(name: str, value) -> float | None:
     """A positive level for a reference line; +inf means there is none to draw."""
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}={value!r}: must be a number > 0 or inf") from None
-    if math.isnan(x) or x <= 0:
-        raise ValueError(f"{name}={value!r}: must be a number > 0 or inf")
+    x = _checks.real(name, value, above=0.0, allow_inf=True)
     return None if math.isinf(x) else x
 
 
@@ -288,7 +263,7 @@ def beta_line(ax, beta, *, label, **kwargs) -> Line2D | None:
 def _check_name(name) -> str:
     """A figure name is a bare stem: save() adds the directory and both suffixes itself."""
     if not isinstance(name, str) or not name:
-        raise ValueError(f"name={name!r}: must be a non-empty file stem such as 'fig3'")
+        raise _checks.refuse("name", name, "name must be a non-empty file stem such as 'fig3'")
     separators = {"/", "\\", os.sep, os.altsep} - {None}
     if any(s in name for s in separators) or name.startswith(".") or pathlib.PurePath(name).suffix:
         raise ValueError(
@@ -308,25 +283,13 @@ def save(fig, name, directory) -> list[pathlib.Path]:
     style uses no layout engine, which makes every save identical.
     """
     stem = _check_name(name)
+    if not isinstance(directory, (str, os.PathLike)):
+        raise _checks.refuse("directory", directory, "directory must be a str or os.PathLike")
     out_dir = pathlib.Path(directory)
-    out_dir.mkdir(parents=True, exist_ok=True)
     rc = _style_rc()
     targets = [out_dir / f"{stem}.{fmt}" for fmt in _FORMATS]
-    temps: list[pathlib.Path] = []
-    try:
-        with mpl.rc_context(rc):
-            for fmt, target in zip(_FORMATS, targets):
-                tmp = out_dir / f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-                temps.append(tmp)
-                with os.fdopen(fd, "wb") as fh:
-                    fig.savefig(fh, format=fmt, dpi=rc["savefig.dpi"], metadata=_METADATA[fmt])
-                    fh.flush()
-                    os.fsync(fh.fileno())
-        for tmp, target in zip(temps, targets):
-            os.replace(tmp, target)
-    except BaseException:
-        for tmp in temps:
-            tmp.unlink(missing_ok=True)
-        raise
+    with mpl.rc_context(rc), atomic_paths(targets) as temps:
+        for fmt, tmp in zip(_FORMATS, temps):
+            with open(tmp, "wb") as fh:
+                fig.savefig(fh, format=fmt, dpi=rc["savefig.dpi"], metadata=_METADATA[fmt])
     return targets

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from . import models, tasks
+from . import _checks, models, tasks
 from .sweep import MetaProblem
 
 
@@ -12,6 +12,7 @@ def linear_regression(seed: int = 0, n_points: int = 100) -> MetaProblem:
 
     θ0 and the task come from ``seed``; every iteration sees the same task, as in the paper.
     """
+    _checks.integer("seed", seed, minimum=0)
     generator = torch.Generator().manual_seed(seed)
     model = models.linear_model(generator).double()
     task = tasks.linear_regression(generator, n_points)
@@ -29,6 +30,9 @@ def sinusoid(seed: int = 0, n_tasks: int = 100, n_support: int = 10, n_query: in
 
     ``seed`` draws θ0; the task stream is drawn from the sweep's own seed, shared by all configs.
     """
+    _checks.integer("seed", seed, minimum=0)
+    for name, value in (("n_tasks", n_tasks), ("n_support", n_support), ("n_query", n_query)):
+        _checks.integer(name, value, minimum=1)
     model = models.mlp(torch.Generator().manual_seed(seed), activation=activation)
     return MetaProblem(
         name="sinusoid",

@@ -5,20 +5,16 @@ each configuration). Every configuration sees the same task stream, drawn from o
 generator, so the grid compares learning rates on identical data. A configuration whose loss
 or gradient turns non-finite, or whose loss exceeds ``divergence_threshold``, is recorded as
 diverged at that iteration and dropped from the batch, so it can never touch the others.
-Chunks of configurations are cached on disk (atomically), keyed by every parameter; an
-interrupted sweep resumes from the chunks it finished.
+Chunks of configurations are cached on disk (atomically, :mod:`mamlpaper.cache`), keyed by
+every parameter, the model, the criterion's code, the data and the package's source; an
+interrupted sweep resumes from the chunks it finished, and a damaged chunk is recomputed.
 """
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 import math
 import os
-import sys
-import tempfile
+import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
@@ -28,12 +24,13 @@ from torch import Tensor, nn
 from torch.func import functional_call, vmap
 from tqdm import tqdm
 
-from . import __version__
+from . import __version__, _checks, cache
 from .cpu_tuning import training_settings
-from .maml import Params, batched_meta_gradient, check_rate, check_steps, check_variant, functional_loss, mse, parameters_of
+from .maml import Params, batched_meta_gradient, check_fit, functional_loss, mse, parameters_of
 from .mlp_adaptation import second_order_meta_gradient
-from .metaopt import check_optimizer, init_state, update_rule
+from .metaopt import OPTIMIZERS, init_state, update_rule
 from .tasks import Tasks, check_tasks
+from .variants import VARIANTS
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 COLLAPSE_TOLERANCE = 1e-3
@@ -47,7 +44,9 @@ class MetaProblem:
     """What a sweep trains: the model (architecture and θ0), the criterion, and the task stream.
 
     ``spec`` names everything that defines the problem (family, its ranges, seeds), for the
-    cache key and for the reader of a result table.
+    cache key and for the reader of a result table. ``data_identity`` names the data behind
+    ``sample_tasks`` beyond what its first meta-batch shows (e.g. a dataset's checksum);
+    ``cache_token`` stands for a criterion whose source cannot be read.
     """
 
     name: str
@@ -55,6 +54,22 @@ class MetaProblem:
     sample_tasks: Callable[[torch.Generator], Tasks]
     criterion: Callable[[Tensor, Tensor], Tensor] = mse
     spec: dict = field(default_factory=dict)
+    data_identity: str = ""
+    cache_token: str | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.name):
+            raise _checks.refuse("name", self.name, "a problem's name must be letters, digits, '_', '.', '-' "
+                                 "(it names cache folders)")
+        _checks.module(self.model)
+        _checks.function("sample_tasks", self.sample_tasks)
+        _checks.function("criterion", self.criterion)
+        if not isinstance(self.spec, dict):
+            raise _checks.refuse("spec", self.spec, "spec must be a dict")
+        if not isinstance(self.data_identity, str):
+            raise _checks.refuse("data_identity", self.data_identity, "data_identity must be a string")
+        if self.cache_token is not None and (not isinstance(self.cache_token, str) or not self.cache_token):
+            raise _checks.refuse("cache_token", self.cache_token, "cache_token must be None or a non-empty string")
 
 
 class TrainResult(NamedTuple):
@@ -83,21 +98,34 @@ class _Settings:
 
 
 def _check_settings(iterations, variant, optimizer, steps, seed, dtype, device, divergence_threshold) -> _Settings:
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
-        raise ValueError(f"iterations={iterations!r} must be an integer >= 1")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed={seed!r} must be a non-negative integer")
-    if isinstance(dtype, str):
-        if dtype not in DTYPES:
-            raise ValueError(f"dtype={dtype!r} is not allowed; choose one of {', '.join(DTYPES)}")
-        dtype = DTYPES[dtype]
-    if dtype not in DTYPES.values():
-        raise ValueError(f"dtype={dtype!r} is not allowed; choose torch.float32 or torch.float64")
-    threshold = check_rate("divergence_threshold", divergence_threshold, allow_zero=False)
     return _Settings(
-        iterations, check_variant(variant), check_optimizer(optimizer), check_steps(steps),
-        seed, dtype, torch.device(device), threshold,
+        _checks.integer("iterations", iterations, minimum=1),
+        _checks.choice("variant", variant, VARIANTS),
+        _checks.choice("optimizer", optimizer, OPTIMIZERS),
+        _checks.integer("steps", steps, minimum=1),
+        _checks.integer("seed", seed, minimum=0),
+        _checks.dtype(dtype, DTYPES),
+        _checks.device(device),
+        _checks.real("divergence_threshold", divergence_threshold, above=0.0),
     )
+
+
+def _check_problem(problem: MetaProblem, s: _Settings) -> Tasks:
+    """The problem's first meta-batch, checked against its model: every shape error shows here."""
+    if not isinstance(problem, MetaProblem):
+        raise _checks.refuse("problem", problem, "problem must be a mamlpaper.sweep.MetaProblem",
+                             shown=type(problem).__name__)
+    tasks = next(_task_stream(problem, s))
+    params = {k: p.to(device=s.device, dtype=s.dtype) for k, p in parameters_of(problem.model).items()}
+    check_fit(functional_loss(problem.model, problem.criterion), params, tasks)
+    if tasks.y_support.is_floating_point():
+        with torch.no_grad():
+            out = functional_call(problem.model, params, (tasks.x_support[0],))
+        if out.shape != tasks.y_support.shape[1:]:
+            raise ValueError(f"problem.model maps one task's support inputs {tuple(tasks.x_support.shape[1:])} to "
+                             f"{tuple(out.shape)}, but its targets are {tuple(tasks.y_support.shape[1:])}; "
+                             "they must match")
+    return tasks
 
 
 def _progress_bar(progress: bool, **kwargs) -> tqdm:
@@ -128,16 +156,22 @@ def train(
     problem: MetaProblem, alpha: float, beta: float, *, iterations: int, variant: str = "second",
     optimizer: str = "sgd", steps: int = 1, seed: int = 0, dtype="float64", device="cpu",
     divergence_threshold: float = 1e8, monitor: Callable[[Params, Tasks], Tensor] | None = None,
-    progress: bool = False,
+    progress: bool = False, cpu_tuning: bool = True,
 ) -> TrainResult:
     """One configuration, one iteration after another: the reference every vmapped sweep must equal.
 
     ``monitor`` is evaluated on (θ, meta-batch) before each update, e.g. the per-task gradient
-    norm of the paper's Fig. 1.
+    norm of the paper's Fig. 1. ``cpu_tuning``: flush float denormals while training (up to 3×
+    faster on CPU), put back as found afterwards (:mod:`mamlpaper.cpu_tuning`).
     """
     s = _check_settings(iterations, variant, optimizer, steps, seed, dtype, device, divergence_threshold)
-    check_rate("alpha", alpha, allow_zero=True)
-    check_rate("beta", beta, allow_zero=False)
+    alpha = _checks.rate("alpha", alpha, allow_zero=True)
+    beta = _checks.rate("beta", beta)
+    if monitor is not None:
+        _checks.function("monitor", monitor)
+    progress = _checks.flag("progress", progress)
+    cpu_tuning = _checks.flag("cpu_tuning", cpu_tuning)
+    _check_problem(problem, s)
     params, meta_gradient = _initial_state(problem, s)
     state = init_state(s.optimizer, params)
     update = update_rule(s.optimizer)
@@ -148,7 +182,7 @@ def train(
     stream = _task_stream(problem, s)
     steps = _progress_bar(progress, iterable=range(s.iterations + 1), desc=f"{problem.name} α={alpha:g} β={beta:g}",
                           unit="it")
-    with training_settings(), steps:
+    with training_settings(cpu_tuning), steps:
         for t in steps:
             tasks = next(stream)
             loss, grads = meta_gradient(params, tasks, a)
@@ -222,40 +256,19 @@ def _output_spread(model: nn.Module, params: Params, tasks: Tasks) -> Tensor:
     return (predictions.std(dim=1) / y.std(dim=0)).amax(dim=-1)
 
 
-def _check_grid(name: str, values, allow_zero: bool) -> np.ndarray:
-    arr = np.asarray(values, dtype=np.float64)
-    if arr.ndim != 1 or arr.size == 0:
-        raise ValueError(f"{name} has shape {arr.shape}; expected a non-empty 1-D sequence of rates")
-    for v in arr:
-        check_rate(f"{name} entry", float(v), allow_zero)
-    return arr
-
-
-def _tensor_digest(tensors: Sequence[Tensor]) -> str:
-    h = hashlib.sha256()
-    for t in tensors:
-        h.update(t.detach().cpu().to(torch.float64).contiguous().numpy().tobytes())
-    return h.hexdigest()
-
-
-def _code_digest() -> str:
-    """The source of every module a sweep's numbers depend on: editing one invalidates the cache."""
-    from . import cpu_tuning, maml, metaopt, mlp_adaptation, models, problems, tasks
-
-    h = hashlib.sha256()
-    for module in (cpu_tuning, maml, metaopt, mlp_adaptation, models, problems, tasks, sys.modules[__name__]):
-        h.update(Path(module.__file__).read_bytes())
-    return h.hexdigest()
+CHUNK_FIELDS = {"loss_initial": np.float64, "loss_final": np.float64, "output_spread": np.float64,
+                "diverged_at": np.int64}
 
 
 def _cache_key(problem: MetaProblem, alphas, betas, s: _Settings, chunk_size: int) -> dict:
+    """Everything a chunk's numbers depend on (see :mod:`mamlpaper.cache`): a change anywhere misses."""
     first_tasks = problem.sample_tasks(torch.Generator().manual_seed(s.seed))
     return {
         "problem": problem.name,
         "spec": problem.spec,
-        "criterion": getattr(problem.criterion, "__qualname__", repr(problem.criterion)),
-        "theta0": _tensor_digest(list(parameters_of(problem.model).values())),
-        "first_tasks": _tensor_digest(list(first_tasks)),
+        "model": cache.model_identity(problem.model),
+        "criterion": cache.callable_identity(problem.criterion, problem.cache_token),
+        "data": {"identity": problem.data_identity, "first_tasks": cache.tensor_digest(list(first_tasks))},
         "alphas": alphas.tolist(),
         "betas": betas.tolist(),
         "iterations": s.iterations,
@@ -268,39 +281,16 @@ def _cache_key(problem: MetaProblem, alphas, betas, s: _Settings, chunk_size: in
         "divergence_threshold": s.divergence_threshold,
         "chunk_size": chunk_size,
         "version": __version__,
-        "code": _code_digest(),
+        "code": cache.code_digest(),
+        **cache.versions(),
     }
-
-
-def _atomic_write(path: Path, payload: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _load_chunk(path: Path) -> dict | None:
-    if not path.exists():
-        return None
-    with np.load(path) as data:
-        return {k: data[k] for k in data.files}
-
-
-def _save_chunk(path: Path, chunk: dict) -> None:
-    buffer = io.BytesIO()
-    np.savez(buffer, **chunk)
-    _atomic_write(path, buffer.getvalue())
 
 
 def run_sweep(
     problem: MetaProblem, alphas, betas, *, iterations: int, variant: str = "second",
     optimizer: str = "sgd", steps: int = 1, seed: int = 0, dtype="float64", device="cpu",
     divergence_threshold: float = 1e8, chunk_size: int = 128, cache_dir=None, progress: bool = True,
+    cpu_tuning: bool = True,
 ) -> pd.DataFrame:
     """Train every (α, β) of the grid; one row per configuration, α-major.
 
@@ -310,32 +300,38 @@ def run_sweep(
     output_spread (std of the final model's predictions over the last meta-batch's query
     inputs / std of their targets; NaN if diverged), collapsed (output_spread below
     ``COLLAPSE_TOLERANCE``: the model ended as a constant).
+
+    ``cpu_tuning``: flush float denormals while training (up to 3× faster on CPU), put back as
+    found afterwards (:mod:`mamlpaper.cpu_tuning`, which also says how to keep glibc from
+    returning freed memory, the other 20 %). Every argument, and the problem's first meta-batch against
+    its model, is checked before any training step.
     """
     s = _check_settings(iterations, variant, optimizer, steps, seed, dtype, device, divergence_threshold)
-    alphas = _check_grid("alphas", alphas, allow_zero=True)
-    betas = _check_grid("betas", betas, allow_zero=False)
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunk_size={chunk_size!r} must be an integer >= 1")
+    alphas = _checks.grid("alphas", alphas, allow_zero=True)
+    betas = _checks.grid("betas", betas)
+    chunk_size = _checks.integer("chunk_size", chunk_size, minimum=1)
+    progress = _checks.flag("progress", progress)
+    cpu_tuning = _checks.flag("cpu_tuning", cpu_tuning)
+    if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
+        raise _checks.refuse("cache_dir", cache_dir, "cache_dir must be None or a path")
+    _check_problem(problem, s)
     grid_a, grid_b = (g.ravel() for g in np.meshgrid(alphas, betas, indexing="ij"))
     n = grid_a.size
-    folder = None
+    store = None
     if cache_dir is not None:
-        key = _cache_key(problem, alphas, betas, s, chunk_size)
-        digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:20]
-        folder = Path(cache_dir) / f"{problem.name}-{s.variant}-{s.optimizer}-{digest}"
-        _atomic_write(folder / "key.json", json.dumps(key, indent=1, sort_keys=True, default=str).encode())
+        store = cache.ChunkCache(cache_dir, _cache_key(problem, alphas, betas, s, chunk_size),
+                                 label=f"{problem.name}-{s.variant}-{s.optimizer}")
     starts = range(0, n, chunk_size)
     chunks = {}
-    with training_settings(), _progress_bar(progress, total=s.iterations * n, unit="cfg·it",
-                                            desc=f"{problem.name} {s.variant}/{s.optimizer}") as bar:
+    with training_settings(cpu_tuning), _progress_bar(progress, total=s.iterations * n, unit="cfg·it",
+                                                      desc=f"{problem.name} {s.variant}/{s.optimizer}") as bar:
         for i, start in enumerate(starts):
             stop = min(start + chunk_size, n)
-            path = folder / f"chunk-{i:05d}.npz" if folder else None
-            chunk = _load_chunk(path) if path else None
+            chunk = store.load(i, stop - start, CHUNK_FIELDS) if store else None
             if chunk is None:
                 chunk = _run_chunk(problem, grid_a[start:stop], grid_b[start:stop], s, bar)
-                if path:
-                    _save_chunk(path, chunk)
+                if store:
+                    store.save(i, chunk)
             else:
                 bar.update(s.iterations * (stop - start))
             chunks[i] = chunk
@@ -354,9 +350,24 @@ def run_sweep(
     return table
 
 
+def _check_table(table, needed: Sequence[str]) -> None:
+    if not isinstance(table, pd.DataFrame):
+        raise _checks.refuse("table", table, "table must be a pandas DataFrame returned by run_sweep",
+                             shown=type(table).__name__)
+    for column in needed:
+        if column not in table:
+            raise ValueError(f"table lacks column {column!r}; pass a table returned by run_sweep")
+    duplicated = table.duplicated(["alpha", "beta"])
+    if duplicated.any():
+        row = table[duplicated].iloc[0]
+        raise ValueError(f"table has more than one row for alpha={row.alpha!r}, beta={row.beta!r}; "
+                         "pass one sweep's table")
+
+
 def as_grid(table: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(alphas, betas, values) with values shaped (len(betas), len(alphas)), the layout of a map."""
-    if column not in table:
+    _check_table(table, ("alpha", "beta"))
+    if not isinstance(column, str) or column not in table:
         raise ValueError(f"column={column!r} is not in the table; available: {', '.join(table.columns)}")
     wide = table.pivot(index="beta", columns="alpha", values=column)
     return wide.columns.to_numpy(float), wide.index.to_numpy(float), wide.to_numpy()
@@ -368,10 +379,8 @@ def measured_beta_critical(table: pd.DataFrame, *, exclude_collapsed: bool = Fal
     The paper's reading counts every run that stayed finite. With ``exclude_collapsed`` a run
     must also have kept a non-constant model, i.e. have trained.
     """
-    needed = ("alpha", "beta", "diverged") + (("collapsed",) if exclude_collapsed else ())
-    for column in needed:
-        if column not in table:
-            raise ValueError(f"table lacks column {column!r}; pass a table returned by run_sweep")
+    exclude_collapsed = _checks.flag("exclude_collapsed", exclude_collapsed)
+    _check_table(table, ("alpha", "beta", "diverged") + (("collapsed",) if exclude_collapsed else ()))
     kept = ~table["diverged"].astype(bool)
     if exclude_collapsed:
         kept &= ~table["collapsed"].astype(bool)
@@ -386,11 +395,12 @@ def paper_grid(low: float, high: float, mantissas: Sequence[int] = tuple(range(1
 
     ``mantissas=(1, 2, 5)`` gives a coarser grid over the same range, for quicker profiles.
     """
-    low, high = check_rate("low", low, False), check_rate("high", high, False)
+    low, high = _checks.rate("low", low), _checks.rate("high", high)
     if low > high:
-        raise ValueError(f"low={low!r} must not exceed high={high!r}")
-    if not mantissas or any(isinstance(m, bool) or not isinstance(m, int) or not 1 <= m <= 9 for m in mantissas):
-        raise ValueError(f"mantissas={mantissas!r} must be integers from 1 to 9")
+        raise _checks.refuse("low", low, f"low must not exceed high={high!r}")
+    if isinstance(mantissas, (str, bytes)) or not isinstance(mantissas, Sequence) or not mantissas:
+        raise _checks.refuse("mantissas", mantissas, "mantissas must be a non-empty sequence of integers from 1 to 9")
+    mantissas = [_checks.integer("mantissas entry", m, minimum=1, maximum=9) for m in mantissas]
     values = []
     for k in range(math.floor(math.log10(low)) - 1, math.ceil(math.log10(high)) + 1):
         for m in sorted(set(mantissas)):

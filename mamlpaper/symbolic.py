@@ -8,12 +8,11 @@ matrices where no closed form exists.
 """
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 import sympy as sp
 
-from mamlpaper.bounds import CURVATURE_MODELS
+from . import _checks
+from .variants import CURVATURE_MODELS, VARIANTS
 
 lam = sp.Symbol("lambda", positive=True)
 alpha = sp.Symbol("alpha", positive=True)
@@ -21,19 +20,21 @@ beta = sp.Symbol("beta", positive=True)
 theta = sp.Symbol("theta", real=True)
 c = sp.Symbol("c", positive=True)
 
-META_GRADIENTS = ("exact", "first_order", "simplified", "penalty")
+META_GRADIENTS = VARIANTS + ("penalty",)
+"""The runnable variants of :mod:`mamlpaper.variants`, plus the literal penalty ∇(L − α gᵀg)."""
+
+DEFINING_VARIANT = {"simplified": "simplified", "penalty": "penalty", "exact": "second"}
+"""The meta-gradient whose quadratic form defines each curvature model."""
 
 
 def _check_steps(steps, variant):
-    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
-        raise ValueError(f"steps={steps!r} is not allowed; steps must be an int >= 1")
+    _checks.integer("steps", steps, minimum=1)
     if variant == "penalty" and steps != 1:
-        raise ValueError(f"steps={steps!r} is not allowed with 'penalty'; the penalty form is one-step, use steps=1")
+        raise _checks.refuse("steps", steps, "'penalty' is one-step; use steps=1")
 
 
 def _check_model(model, steps):
-    if model not in CURVATURE_MODELS:
-        raise ValueError(f"model={model!r} is not allowed; choose one of {', '.join(CURVATURE_MODELS)}")
+    _checks.choice("model", model, CURVATURE_MODELS)
     _check_steps(steps, model)
 
 
@@ -101,18 +102,17 @@ def penalty_loss(loss, params, weight=1):
 def maml_gradient(loss, params, variant, steps=1) -> sp.Matrix:
     """The meta-gradient each MAML variant follows, built from the loss by differentiation.
 
-    exact: ∇_θ L(θ_k(θ)) (second-order MAML); first_order: g(θ_k) (FOMAML); simplified:
+    second: ∇_θ L(θ_k(θ)) (exact MAML); first: g(θ_k) (FOMAML); simplified:
     (∂θ_k/∂θ)ᵀ g(θ), the paper's g − αHg for k = 1 (Eq. 3-4); penalty: ∇(L − α gᵀg) (Eq. 7).
     """
-    if variant not in META_GRADIENTS:
-        raise ValueError(f"variant={variant!r} is not allowed; choose one of {', '.join(META_GRADIENTS)}")
+    _checks.choice("variant", variant, META_GRADIENTS)
     _check_steps(steps, variant)
     if variant == "penalty":
         return gradient(penalty_loss(loss, params), params)
     point = adapted_point(loss, params, steps)
-    if variant == "exact":
+    if variant == "second":
         return gradient(_at(loss, params, point), params)
-    if variant == "first_order":
+    if variant == "first":
         return _at(gradient(loss, params), params, point)
     return point.jacobian(params).T * gradient(loss, params)
 
@@ -147,7 +147,7 @@ def curvature_expr(model, steps=1):
     simplified: λ(1 − αλ)^k, penalty: λ − 2αλ², exact: λ(1 − αλ)^{2k}.
     """
     _check_model(model, steps)
-    return linear_coefficient(quadratic_meta_gradient(model, steps), theta)
+    return linear_coefficient(quadratic_meta_gradient(DEFINING_VARIANT[model], steps), theta)
 
 
 def meta_gd_solution():
@@ -221,9 +221,9 @@ def lidskii_lower(a, b) -> np.ndarray:
 
 def is_majorized(x, y, atol=1e-9) -> bool:
     """x ≺ y (Eq. 38-39): partial sums of x sorted descending never exceed y's, totals equal."""
-    x = np.asarray(x, dtype=float)
-    y = np.asarray(y, dtype=float)
-    if x.ndim != 1 or x.shape != y.shape or x.size == 0:
+    x = _checks.real_array("x", x)
+    y = _checks.real_array("y", y)
+    if x.ndim != 1 or x.shape != y.shape:
         raise ValueError(f"x has shape {x.shape} and y {y.shape}; both must be non-empty 1-D of the same length")
     sx = np.cumsum(np.sort(x)[::-1])
     sy = np.cumsum(np.sort(y)[::-1])

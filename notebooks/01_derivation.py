@@ -57,7 +57,7 @@ display(sp.Eq(sp.Symbol("L"), L, evaluate=False))
 
 theta_1 = sym.adapted_point(L, params, steps=1)
 g_at_adapted = g.subs(dict(zip(params, theta_1)), simultaneous=True)
-maml_exact = sym.maml_gradient(L, params, "exact")
+maml_exact = sym.maml_gradient(L, params, "second")
 
 # Eq. 3: the chain rule, ∇_θ L(θ') = (I − αH(θ)) g(θ').
 assert sp.expand(maml_exact - (sp.eye(2) - alpha * H) * g_at_adapted) == sp.zeros(2, 1)
@@ -70,7 +70,7 @@ assert sp.expand(maml_exact - (sp.eye(2) - alpha * H) * g_at_adapted) == sp.zero
 
 # %%
 simplified = sym.maml_gradient(L, params, "simplified")
-first_order = sym.maml_gradient(L, params, "first_order")
+first_order = sym.maml_gradient(L, params, "first")
 assert sp.expand(simplified - (g - alpha * H * g)) == sp.zeros(2, 1)
 assert sp.expand(sym.alpha_coefficient(first_order, 1) + H * g) == sp.zeros(2, 1)
 assert sp.expand(sym.alpha_coefficient(maml_exact, 1) + 2 * H * g) == sp.zeros(2, 1)
@@ -122,9 +122,9 @@ at_origin = {p: 0 for p in params0}
 H0 = sym.hessian(L0, params0).subs(at_origin)
 I2 = sp.eye(2)
 expected = {
-    "exact": (I2 - alpha * H0) * H0 * (I2 - alpha * H0),
+    "second": (I2 - alpha * H0) * H0 * (I2 - alpha * H0),
     "simplified": H0 - alpha * H0**2,
-    "first_order": (I2 - alpha * H0) * H0,
+    "first": (I2 - alpha * H0) * H0,
     "penalty": H0 - 2 * alpha * H0**2,
 }
 for variant, matrix in expected.items():
@@ -233,8 +233,8 @@ assert int(np.argmin(per_eigenvalue)) in (1, 2)  # λ = 2 or 3, not the second-l
 
 # %%
 for k in (1, 2, 3):
-    display(sp.Eq(sp.Symbol(f"nabla_exact_{k}"), sym.quadratic_meta_gradient("exact", k)))
-    assert sp.simplify(sym.quadratic_meta_gradient("first_order", k) - sym.quadratic_meta_gradient("simplified", k)) == 0
+    display(sp.Eq(sp.Symbol(f"nabla_second_{k}"), sym.quadratic_meta_gradient("second", k)))
+    assert sp.simplify(sym.quadratic_meta_gradient("first", k) - sym.quadratic_meta_gradient("simplified", k)) == 0
 
 closed_forms = {("penalty", 1): lam - 2 * alpha * lam**2}
 for k in (1, 2, 3):
@@ -269,7 +269,7 @@ assert sp.limit(sym.beta_critical_expr("exact"), alpha, 1 / lam) == sp.oo
 lams3 = sp.symbols("lambda_1:4", positive=True)
 L_diag, params_diag = sym.quadratic_loss(sp.diag(*lams3))
 for model, k in closed_forms:
-    jac = sym.meta_jacobian(L_diag, params_diag, model, k)
+    jac = sym.meta_jacobian(L_diag, params_diag, sym.DEFINING_VARIANT[model], k)
     curv = sym.curvature_expr(model, k)
     assert sp.simplify(jac - sp.diag(*[curv.subs(lam, li) for li in lams3])) == sp.zeros(3, 3), (model, k)
 

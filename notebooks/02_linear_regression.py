@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from mamlpaper import bounds, hessian, maml, plotting, problems, runtime, sweep
+from mamlpaper.variants import CURVATURE_MODEL_OF
 
 runtime.check_profile(profile)
 dev = runtime.resolve_device(device)
@@ -151,7 +152,7 @@ def draw_map(table, model, title):
     return fig
 
 
-fig = draw_map(first, "simplified", "linear regression, first-order MAML")
+fig = draw_map(first, CURVATURE_MODEL_OF["first"], "linear regression, first-order MAML")
 plotting.save(fig, "fig3_linear_regression", out_dir)
 
 # %% [markdown]
@@ -162,7 +163,7 @@ plotting.save(fig, "fig3_linear_regression", out_dir)
 # narrows but training still converges below β_c = 2 / (λ(1 − αλ)²), and β_c → ∞ at α = 1/λ_i.
 
 # %%
-fig = draw_map(tables["second"], "exact", "linear regression, exact second-order MAML")
+fig = draw_map(tables["second"], CURVATURE_MODEL_OF["second"], "linear regression, exact second-order MAML")
 plotting.save(fig, "fig3b_linear_regression_exact", out_dir)
 
 # %% [markdown]
@@ -189,11 +190,12 @@ agreement.style.format({"agreement": "{:.1%}"})
 # The model that belongs to each variant predicts it cell for cell:
 
 # %%
+own_model = list(CURVATURE_MODEL_OF.items())  # each variant with the curvature model it obeys
 if profile != "smoke":
-    for variant, model in [("first", "simplified"), ("simplified", "simplified"), ("second", "exact")]:
+    for variant, model in own_model:
         value = agreement.loc[(variant, model), "agreement"]
         assert value >= 0.99, f"{variant} vs {model}: {value:.1%}"
-agreement.loc[[("first", "simplified"), ("simplified", "simplified"), ("second", "exact")]]
+agreement.loc[own_model]
 
 # %% [markdown]
 # The other pairs are printed as they are. Read them as follows:
@@ -206,5 +208,4 @@ agreement.loc[[("first", "simplified"), ("simplified", "simplified"), ("second",
 #   limit, for every variant: the factor 2 of Eq. 5–7 is not what the dynamics follow.
 
 # %%
-agreement.loc[[idx for idx in agreement.index if idx not in
-               [("first", "simplified"), ("simplified", "simplified"), ("second", "exact")]]]
+agreement.loc[[idx for idx in agreement.index if idx not in own_model]]

@@ -82,13 +82,3 @@ def test_mean_support_loss_and_union_of_task_spectra(setting):
     alphas = np.array([0.0, 0.05])
     per_task_bounds = [bounds.beta_critical(alphas, spectrum) for spectrum in per_task]
     np.testing.assert_allclose(bounds.beta_critical(alphas, union), np.min(per_task_bounds, 0))
-
-
-def test_bad_input_names_the_parameter(setting):
-    loss, params, batch = setting
-    with pytest.raises(ValueError, match="params=.* must be a non-empty dict of tensors"):
-        diagnostics.task_curvature_operators(loss, {}, batch)
-    with pytest.raises(ValueError, match="tasks=tuple must be a mamlpaper.tasks.Tasks"):
-        diagnostics.mean_support_loss(loss, tuple(batch))
-    with pytest.raises(ValueError, match="k=0 must be an integer"):
-        diagnostics.task_top_eigenvalues(loss, params, batch, k=0)

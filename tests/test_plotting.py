@@ -207,7 +207,7 @@ def test_mark_cells_marks_the_true_cells_at_their_grid_points(fig_ax):
     points = plotting.mark_cells(ax, alphas, betas, mask, label="collapsed")
     np.testing.assert_allclose(points.get_offsets(), [[1e-2, 0.1], [1e-1, 1.0]])
     assert (ax.get_xlim(), ax.get_ylim()) == limits
-    assert plotting.mark_cells(ax, alphas, betas, np.zeros((2, 3)), label="none") is None
+    assert plotting.mark_cells(ax, alphas, betas, np.zeros((2, 3), bool), label="none") is None
     with pytest.raises(ValueError, match=r"mask has shape \(3, 2\)"):
         plotting.mark_cells(ax, alphas, betas, mask.T, label="wrong")
 
