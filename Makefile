@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 BUILD := build/$(PROFILE)
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.py))
 RUNS := $(patsubst notebooks/%.py,$(BUILD)/%.ipynb,$(NOTEBOOKS))
-PACKAGE := $(sort $(wildcard mamlpaper/*.py mamlpaper/*.mplstyle))
+PACKAGE := $(sort $(wildcard mamlpaper/*.py mamlpaper/*/*.py mamlpaper/*.mplstyle))
 
 # Real data (Omniglot, MiniImagenet): $MAMLPAPER_DATA, else ../shared/data when it exists, else data/.
 MAMLPAPER_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),$(CURDIR)/data)

@@ -107,6 +107,60 @@ def batched_meta_gradient(loss: TaskLoss, variant: str, steps: int):
     return {"second": second, "first": first, "simplified": simplified}[variant]
 
 
+def looped_meta_gradient(loss: TaskLoss, variant: str, steps: int):
+    """Same contract as :func:`batched_meta_gradient`, one task at a time, gradients summed in place.
+
+    On a CPU, ``vmap`` over tasks turns every task's adapted convolution weights into one grouped
+    convolution, which is slower than a plain loop of ordinary ones; each task here is a batch of
+    one through the same three variants.
+    """
+    one_task = batched_meta_gradient(loss, variant, steps)
+
+    def meta_gradient(params, tasks, alpha):
+        total_loss, total = None, None
+        for i in range(tasks.n_tasks):
+            value, g = one_task(params, Tasks(*(t[i:i + 1] for t in tasks)), alpha)
+            if total is None:
+                total_loss, total = value, g
+            else:
+                total_loss = total_loss + value
+                for k in total:
+                    total[k].add_(g[k])
+        n = tasks.n_tasks
+        return total_loss / n, {k: v / n for k, v in total.items()}
+
+    return meta_gradient
+
+
+def has_convolutions(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules())
+
+
+def fastest_meta_gradient(model: nn.Module, criterion, variant: str, steps: int, device) -> tuple[Callable, bool]:
+    """The fastest exact meta-gradient for this model and device, and whether configs may be vmapped.
+
+    Same contract and numbers (to round-off) for every choice: the closed-form MLP step
+    (:mod:`mamlpaper.mlp_adaptation`) for one-step exact MAML with :func:`mse`; for a model with
+    convolutions on a CPU, a loop over tasks, and over configurations too (vmap would make grouped
+    convolutions of the per-task weights: 1.5-2× slower here, and the second-order graphs of
+    several configurations did not fit in memory); otherwise ``vmap`` over tasks and configs.
+    """
+    from .mlp_adaptation import second_order_meta_gradient
+
+    _checks.module(model)
+    _checks.choice("variant", variant, VARIANTS)
+    steps = _checks.integer("steps", steps, minimum=1)
+    device = _checks.device(device)
+    if variant == "second" and steps == 1 and criterion is mse:
+        closed_form = second_order_meta_gradient(model)
+        if closed_form is not None:
+            return closed_form, True
+    loss = functional_loss(model, criterion)
+    if device.type == "cpu" and has_convolutions(model):
+        return looped_meta_gradient(loss, variant, steps), False
+    return batched_meta_gradient(loss, variant, steps), True
+
+
 def mean_task_gradient_norm(loss: TaskLoss, params: Params, tasks: Tasks) -> Tensor:
     """Mean over tasks of ‖∇L_support(θ)‖: the quantity of the paper's Fig. 1 (training data).
 

@@ -3,7 +3,9 @@
 An executed notebook is written only when it succeeds (temporary file, then rename), so a
 make target that exists is a notebook that ran to the end. A failure leaves the executed
 notebook beside it as ``<name>.failed.ipynb`` and a one-line ``<name>.error`` that
-``summary`` gathers into the closing report of ``make figures``.
+``summary`` gathers into the closing report of ``make figures``. A notebook whose data is
+not there stops in its first cell with the data's ``DataMissing`` message: that is a skip, not
+a failure (``<name>.skipped``), so a newcomer without MiniImagenet gets every other figure.
 """
 from __future__ import annotations
 
@@ -23,6 +25,14 @@ def default_figures_dir(profile: str) -> str:
     """The committed figures come from the default profile; other profiles write beside them."""
     check_profile(profile)
     return "figures" if profile == "default" else f"build/{profile}/figures"
+
+
+SKIPPING_ERRORS = ("DataMissing",)
+"""Exception names (the notebook's kernel raised them) that mean "skipped", not "failed"."""
+
+
+class NotebookSkipped(RuntimeError):
+    """The notebook stopped because its data is missing; the message says how to get it."""
 
 
 def _error_line(exc: BaseException) -> str:
@@ -60,7 +70,8 @@ def execute(notebook: str | Path, output: str | Path, parameters: dict | None = 
     source = output.with_name(f".{output.stem}.source.ipynb")
     failed = output.with_name(f"{output.stem}.failed.ipynb")
     error = output.with_name(f"{output.stem}.error")
-    for stale in (failed, error):
+    skipped = output.with_name(f"{output.stem}.skipped")
+    for stale in (failed, error, skipped):
         stale.unlink(missing_ok=True)
     convert(notebook, source)
     try:
@@ -72,6 +83,9 @@ def execute(notebook: str | Path, output: str | Path, parameters: dict | None = 
                     cwd=str(REPO_ROOT), progress_bar=progress,
                 )
             except BaseException as exc:
+                if getattr(exc, "ename", None) in SKIPPING_ERRORS:
+                    skipped.write_text(f"{notebook.name}: {getattr(exc, 'evalue', '')}\n")
+                    raise NotebookSkipped(f"{notebook.name} skipped: {getattr(exc, 'evalue', '')}") from None
                 if partial.stat().st_size:
                     os.replace(partial, failed)
                 error.write_text(f"{notebook.name}: {_error_line(exc)}\n")
@@ -82,13 +96,18 @@ def execute(notebook: str | Path, output: str | Path, parameters: dict | None = 
 
 
 def summary(build_dir: str | Path) -> int:
-    """Print what failed in a build directory; the exit status for ``make figures``."""
+    """Print what failed or was skipped in a build directory; the exit status for ``make figures``
+    (non-zero only for failures: a skip for missing data is reported, not fatal)."""
     errors = sorted(Path(build_dir).glob("*.error"))
+    skips = sorted(Path(build_dir).glob("*.skipped"))
     done = sorted(p for p in Path(build_dir).glob("*.ipynb") if not p.name.endswith(".failed.ipynb"))
-    print(f"\n{len(done)} notebook(s) executed in {build_dir}, {len(errors)} failed.")
+    print(f"\n{len(done)} notebook(s) executed in {build_dir}, {len(errors)} failed, {len(skips)} skipped.")
     for e in errors:
         print(f"  FAILED {e.read_text().strip()}")
         print(f"         executed copy: {e.with_suffix('.failed.ipynb')}")
+    for skip in skips:
+        name, _, reason = skip.read_text().strip().partition(": ")
+        print(f"  skipped {name} (data missing: {reason})")
     return 1 if errors else 0
 
 
@@ -114,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     parameters.update({name: yaml.safe_load(value) for name, value in args.parameter})
     try:
         execute(args.notebook, args.output, parameters, progress=sys.stderr.isatty())
+    except NotebookSkipped as skip:
+        print(skip, file=sys.stderr)
+        return 0
     except Exception:
         error = Path(args.output).with_name(f"{Path(args.output).stem}.error")
         print(error.read_text().strip() if error.exists() else traceback.format_exc(), file=sys.stderr)

@@ -24,10 +24,9 @@ from torch import Tensor, nn
 from torch.func import functional_call, vmap
 from tqdm import tqdm
 
-from . import __version__, _checks, cache
+from . import __version__, _checks, cache, memory
 from .cpu_tuning import training_settings
-from .maml import Params, batched_meta_gradient, check_fit, functional_loss, mse, parameters_of
-from .mlp_adaptation import second_order_meta_gradient
+from .maml import Params, check_fit, fastest_meta_gradient, functional_loss, mse, parameters_of
 from .metaopt import OPTIMIZERS, init_state, update_rule
 from .tasks import Tasks, check_tasks
 from .variants import VARIANTS
@@ -39,6 +38,31 @@ targets' spread has collapsed to a constant (for a ReLU MLP: every unit of a lay
 neither diverged nor learned, so it says nothing about the stability the paper bounds."""
 
 
+class Readout(NamedTuple):
+    """What a problem reports about each trained configuration besides its loss, and which of them
+    collapsed: stayed finite without learning, which says nothing about the stability the paper
+    bounds (a regression net that became a constant, a classifier that predicts one class)."""
+
+    columns: tuple[str, ...]
+    compute: Callable[..., dict[str, Tensor]]
+    """(problem, θ of one configuration, the last meta-batch, α, inner steps) -> {column: scalar}."""
+    collapsed: Callable[[dict[str, np.ndarray]], np.ndarray]
+    """{column: values over configurations} -> bool per configuration (NaN readouts: False)."""
+
+
+def output_spread(problem: "MetaProblem", params: Params, tasks: Tasks, alpha: Tensor, steps: int) -> dict:
+    """Std of the model's predictions over the meta-batch's query inputs, relative to the targets' std."""
+    x = tasks.x_query.reshape(-1, tasks.x_query.shape[-1])
+    y = tasks.y_query.reshape(-1, tasks.y_query.shape[-1])
+    predictions = functional_call(problem.model, params, (x,))
+    return {"output_spread": (predictions.std(dim=0) / y.std(dim=0)).amax()}
+
+
+OUTPUT_SPREAD = Readout(("output_spread",), output_spread,
+                        lambda columns: columns["output_spread"] < COLLAPSE_TOLERANCE)
+"""The regression readout: collapsed when the predictions vary by less than ``COLLAPSE_TOLERANCE``."""
+
+
 @dataclass(frozen=True)
 class MetaProblem:
     """What a sweep trains: the model (architecture and θ0), the criterion, and the task stream.
@@ -46,7 +70,8 @@ class MetaProblem:
     ``spec`` names everything that defines the problem (family, its ranges, seeds), for the
     cache key and for the reader of a result table. ``data_identity`` names the data behind
     ``sample_tasks`` beyond what its first meta-batch shows (e.g. a dataset's checksum);
-    ``cache_token`` stands for a criterion whose source cannot be read.
+    ``cache_token`` stands for a criterion whose source cannot be read. ``readout`` adds the
+    problem's own columns to a sweep's table and says which runs collapsed.
     """
 
     name: str
@@ -56,6 +81,7 @@ class MetaProblem:
     spec: dict = field(default_factory=dict)
     data_identity: str = ""
     cache_token: str | None = None
+    readout: Readout = OUTPUT_SPREAD
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.name):
@@ -70,6 +96,9 @@ class MetaProblem:
             raise _checks.refuse("data_identity", self.data_identity, "data_identity must be a string")
         if self.cache_token is not None and (not isinstance(self.cache_token, str) or not self.cache_token):
             raise _checks.refuse("cache_token", self.cache_token, "cache_token must be None or a non-empty string")
+        if not isinstance(self.readout, Readout):
+            raise _checks.refuse("readout", self.readout, "readout must be a mamlpaper.sweep.Readout",
+                                 shown=type(self.readout).__name__)
 
 
 class TrainResult(NamedTuple):
@@ -137,13 +166,29 @@ def _progress_bar(progress: bool, **kwargs) -> tqdm:
 
 
 def _initial_state(problem: MetaProblem, s: _Settings):
+    """θ0 in the run's dtype and device, the fastest meta-gradient, and whether configs vmap."""
     params = {k: p.to(device=s.device, dtype=s.dtype) for k, p in parameters_of(problem.model).items()}
-    if s.variant == "second" and s.steps == 1 and problem.criterion is mse:
-        closed_form = second_order_meta_gradient(problem.model)
-        if closed_form is not None:
-            return params, closed_form
-    loss = functional_loss(problem.model, problem.criterion)
-    return params, batched_meta_gradient(loss, s.variant, s.steps)
+    meta_gradient, vmappable = fastest_meta_gradient(problem.model, problem.criterion, s.variant, s.steps, s.device)
+    return params, meta_gradient, vmappable
+
+
+def _over_configs(fn, vmappable: bool):
+    """``fn`` of one configuration applied to stacked ones (leading axis of params and α):
+    ``vmap`` where the device gains from it, a loop where it does not."""
+    if vmappable:
+        return vmap(fn, in_dims=(0, None, 0))
+
+    def looped(params, tasks, alphas):
+        results = [fn({k: v[i] for k, v in params.items()}, tasks, alphas[i]) for i in range(len(alphas))]
+        return tuple(_stack([r[j] for r in results]) for j in range(len(results[0])))
+
+    return looped
+
+
+def _stack(values):
+    if isinstance(values[0], dict):
+        return {k: torch.stack([v[k] for v in values]) for k in values[0]}
+    return torch.stack(values)
 
 
 def _task_stream(problem: MetaProblem, s: _Settings):
@@ -172,7 +217,7 @@ def train(
     progress = _checks.flag("progress", progress)
     cpu_tuning = _checks.flag("cpu_tuning", cpu_tuning)
     _check_problem(problem, s)
-    params, meta_gradient = _initial_state(problem, s)
+    params, meta_gradient, _ = _initial_state(problem, s)
     state = init_state(s.optimizer, params)
     update = update_rule(s.optimizer)
     a = torch.tensor(float(alpha), dtype=s.dtype, device=s.device)
@@ -200,18 +245,18 @@ def train(
 def _run_chunk(problem: MetaProblem, alphas: np.ndarray, betas: np.ndarray, s: _Settings, bar) -> dict:
     """All configurations of one chunk in lock-step; dead ones are dropped from the batch."""
     n = len(alphas)
-    params, meta_gradient = _initial_state(problem, s)
+    params, meta_gradient, vmappable = _initial_state(problem, s)
     stack = lambda tree: {k: v.expand(n, *v.shape).clone() for k, v in tree.items()}  # noqa: E731
     state = stack(init_state(s.optimizer, params))
     params = stack(params)
     a = torch.tensor(alphas, dtype=s.dtype, device=s.device)
     b = torch.tensor(betas, dtype=s.dtype, device=s.device)
     alive = torch.arange(n, device=s.device)
-    batched_gradient = vmap(meta_gradient, in_dims=(0, None, 0))
+    batched_gradient = _over_configs(meta_gradient, vmappable)
     batched_update = vmap(update_rule(s.optimizer))
     loss_initial = np.full(n, np.nan)
     loss_final = np.full(n, np.nan)
-    output_spread = np.full(n, np.nan)
+    readouts = {c: np.full(n, np.nan) for c in problem.readout.columns}
     diverged_at = np.full(n, -1, dtype=np.int64)
     stream = _task_stream(problem, s)
     for t in range(s.iterations + 1):
@@ -242,22 +287,36 @@ def _run_chunk(problem: MetaProblem, alphas: np.ndarray, betas: np.ndarray, s: _
             if len(alive):
                 params, state = batched_update(params, grads, state, b)
     if len(alive):
-        output_spread[alive.cpu().numpy()] = _output_spread(problem.model, params, tasks).cpu().numpy()
-    return {"loss_initial": loss_initial, "loss_final": loss_final, "output_spread": output_spread,
-            "diverged_at": diverged_at}
+        read = _over_configs(lambda p, batch, alpha: (problem.readout.compute(problem, p, batch, alpha, s.steps),),
+                             vmappable)
+        (values,) = read(params, tasks, a)
+        for column in problem.readout.columns:
+            readouts[column][alive.cpu().numpy()] = values[column].detach().cpu().numpy()
+    return {"loss_initial": loss_initial, "loss_final": loss_final, "diverged_at": diverged_at, **readouts}
 
 
-def _output_spread(model: nn.Module, params: Params, tasks: Tasks) -> Tensor:
-    """Per configuration: std of the model's predictions over the meta-batch's query inputs,
-    relative to the std of their targets."""
-    x = tasks.x_query.reshape(-1, tasks.x_query.shape[-1])
-    y = tasks.y_query.reshape(-1, tasks.y_query.shape[-1])
-    predictions = vmap(lambda p: functional_call(model, p, (x,)))(params)
-    return (predictions.std(dim=1) / y.std(dim=0)).amax(dim=-1)
+MAX_CHUNK = {"cpu": 128, "cuda": 4096}
+"""The largest batch of configurations: on the development CPU 256 ran slower than 128 (the
+activations leave the cache); a GPU gains from every configuration it can hold."""
+LOOPED_CHUNK = 8
+"""Chunk size where configurations run one after another: memory does not grow with it, so it
+only sets how often a chunk is cached (how much an interruption loses)."""
 
 
-CHUNK_FIELDS = {"loss_initial": np.float64, "loss_final": np.float64, "output_spread": np.float64,
-                "diverged_at": np.int64}
+def _chunk_size(problem: MetaProblem, s: _Settings, budget: float) -> int:
+    """As many configurations as ``budget`` bytes hold, from one measured step of two of them."""
+    params, meta_gradient, vmappable = _initial_state(problem, s)
+    if not vmappable:
+        return LOOPED_CHUNK
+    tasks = next(_task_stream(problem, s))
+    pair = {k: v.expand(2, *v.shape).clone() for k, v in params.items()}
+    alphas = torch.zeros(2, dtype=s.dtype, device=s.device)
+    per_config = memory.peak_bytes(lambda: _over_configs(meta_gradient, True)(pair, tasks, alphas)) / 2
+    return int(max(1, min(MAX_CHUNK[s.device.type], budget // max(per_config, 1.0))))
+
+
+CHUNK_FIELDS = {"loss_initial": np.float64, "loss_final": np.float64, "diverged_at": np.int64}
+"""What every chunk holds, beside the problem's readout columns (float64)."""
 
 
 def _cache_key(problem: MetaProblem, alphas, betas, s: _Settings, chunk_size: int) -> dict:
@@ -269,6 +328,8 @@ def _cache_key(problem: MetaProblem, alphas, betas, s: _Settings, chunk_size: in
         "model": cache.model_identity(problem.model),
         "criterion": cache.callable_identity(problem.criterion, problem.cache_token),
         "data": {"identity": problem.data_identity, "first_tasks": cache.tensor_digest(list(first_tasks))},
+        "readout": {"columns": list(problem.readout.columns),
+                    "compute": cache.callable_identity(problem.readout.compute, name="readout.compute")},
         "alphas": alphas.tolist(),
         "betas": betas.tolist(),
         "iterations": s.iterations,
@@ -289,17 +350,23 @@ def _cache_key(problem: MetaProblem, alphas, betas, s: _Settings, chunk_size: in
 def run_sweep(
     problem: MetaProblem, alphas, betas, *, iterations: int, variant: str = "second",
     optimizer: str = "sgd", steps: int = 1, seed: int = 0, dtype="float64", device="cpu",
-    divergence_threshold: float = 1e8, chunk_size: int = 128, cache_dir=None, progress: bool = True,
-    cpu_tuning: bool = True,
+    divergence_threshold: float = 1e8, chunk_size: int | None = None, memory_budget: float | None = None,
+    cache_dir=None, progress: bool = True, cpu_tuning: bool = True,
 ) -> pd.DataFrame:
     """Train every (α, β) of the grid; one row per configuration, α-major.
 
     Columns: alpha, beta, variant, optimizer, steps, iterations, loss_initial, loss_final,
     diverged, diverged_at (evaluation index, <NA> if never), unstable (diverged, or ended
     above its starting loss: slow growth along negative curvature is instability too),
-    output_spread (std of the final model's predictions over the last meta-batch's query
-    inputs / std of their targets; NaN if diverged), collapsed (output_spread below
-    ``COLLAPSE_TOLERANCE``: the model ended as a constant).
+    then the problem's readout columns (regression: output_spread, the std of the final model's
+    predictions over the last meta-batch's query inputs / std of their targets), NaN if
+    diverged, and collapsed (the readout's rule: for regression, output_spread below
+    ``COLLAPSE_TOLERANCE``, the model ended as a constant; never true for a diverged run).
+
+    ``chunk_size`` configurations train together (cached together); by default as many as
+    ``memory_budget`` bytes hold (default :func:`memory.default_budget`: a share of the GPU's free
+    memory or of RAM), measured from one step, at most ``MAX_CHUNK``; where configurations run
+    one after another (convolutions on a CPU) ``LOOPED_CHUNK``.
 
     ``cpu_tuning``: flush float denormals while training (up to 3× faster on CPU), put back as
     found afterwards (:mod:`mamlpaper.cpu_tuning`, which also says how to keep glibc from
@@ -309,15 +376,21 @@ def run_sweep(
     s = _check_settings(iterations, variant, optimizer, steps, seed, dtype, device, divergence_threshold)
     alphas = _checks.grid("alphas", alphas, allow_zero=True)
     betas = _checks.grid("betas", betas)
-    chunk_size = _checks.integer("chunk_size", chunk_size, minimum=1)
+    if chunk_size is not None:
+        chunk_size = _checks.integer("chunk_size", chunk_size, minimum=1)
+    if memory_budget is not None:
+        memory_budget = _checks.real("memory_budget", memory_budget, above=0.0)
     progress = _checks.flag("progress", progress)
     cpu_tuning = _checks.flag("cpu_tuning", cpu_tuning)
     if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
         raise _checks.refuse("cache_dir", cache_dir, "cache_dir must be None or a path")
     _check_problem(problem, s)
+    if chunk_size is None:
+        chunk_size = _chunk_size(problem, s, memory_budget or memory.default_budget(s.device))
     grid_a, grid_b = (g.ravel() for g in np.meshgrid(alphas, betas, indexing="ij"))
     n = grid_a.size
     store = None
+    fields = {**CHUNK_FIELDS, **{c: np.float64 for c in problem.readout.columns}}
     if cache_dir is not None:
         store = cache.ChunkCache(cache_dir, _cache_key(problem, alphas, betas, s, chunk_size),
                                  label=f"{problem.name}-{s.variant}-{s.optimizer}")
@@ -327,7 +400,7 @@ def run_sweep(
                                                       desc=f"{problem.name} {s.variant}/{s.optimizer}") as bar:
         for i, start in enumerate(starts):
             stop = min(start + chunk_size, n)
-            chunk = store.load(i, stop - start, CHUNK_FIELDS) if store else None
+            chunk = store.load(i, stop - start, fields) if store else None
             if chunk is None:
                 chunk = _run_chunk(problem, grid_a[start:stop], grid_b[start:stop], s, bar)
                 if store:
@@ -345,8 +418,10 @@ def run_sweep(
         "diverged_at": pd.array([int(t) if t >= 0 else pd.NA for t in merged["diverged_at"]], dtype="Int64"),
     })
     table["unstable"] = diverged | ~(table["loss_final"] <= table["loss_initial"])
-    table["output_spread"] = merged["output_spread"]
-    table["collapsed"] = table["output_spread"] < COLLAPSE_TOLERANCE
+    columns = {c: merged[c] for c in problem.readout.columns}
+    for column, values in columns.items():
+        table[column] = values
+    table["collapsed"] = np.asarray(problem.readout.collapsed(columns), dtype=bool) & ~diverged
     return table
 
 

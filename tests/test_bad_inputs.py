@@ -155,6 +155,8 @@ CASES = [
     ("seed", lambda: run(seed=-1)),
     ("seed", lambda: run(seed="0")),
     ("chunk_size", lambda: run(chunk_size=0)),
+    ("memory_budget", lambda: run(memory_budget=0)),
+    ("memory_budget", lambda: run(memory_budget="4GB")),
     ("dtype", lambda: run(dtype="float16")),
     ("dtype", lambda: run(dtype=torch.int32)),
     ("divergence_threshold", lambda: run(divergence_threshold=-1)),
@@ -186,6 +188,7 @@ CASES = [
     ("spec", lambda: problem_with(spec=[1])),
     ("cache_token", lambda: problem_with(cache_token="")),
     ("data_identity", lambda: problem_with(data_identity=3)),
+    ("readout", lambda: problem_with(readout=("accuracy",))),
     # sweep: grids and tables
     ("mantissas", lambda: sweep.paper_grid(1e-2, 1.0, mantissas=(0, 5))),
     ("mantissas", lambda: sweep.paper_grid(1e-2, 1.0, mantissas="125")),

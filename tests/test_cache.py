@@ -272,11 +272,11 @@ def test_every_source_file_of_the_package_is_in_the_code_digest(tmp_path):
     (root / "models.py").write_text((root / "models.py").read_text() + "\n# edited\n")
     edited = cache.code_digest(root)
     assert edited != before
-    (root / "fewshot").mkdir()
-    (root / "fewshot" / "episodes.py").write_text("WAYS = 5\n")
+    (root / "subpackage").mkdir()
+    (root / "subpackage" / "episodes.py").write_text("WAYS = 5\n")
     added = cache.code_digest(root)
     assert added != edited
-    (root / "fewshot" / "episodes.py").rename(root / "fewshot" / "datasets.py")
+    (root / "subpackage" / "episodes.py").rename(root / "subpackage" / "sampler.py")
     assert cache.code_digest(root) != added
 
 

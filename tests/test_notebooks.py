@@ -62,3 +62,20 @@ def test_bad_profile_is_refused_before_running(tmp_path):
         pipeline.execute(NOTEBOOKS[0], tmp_path / "x.ipynb", {"profile": "fast"})
     with pytest.raises(ValueError, match="must be an existing Jupytext .py file"):
         pipeline.execute(Path("nope.py"), tmp_path / "x.ipynb")
+
+
+def test_a_notebook_without_its_data_is_skipped_not_failed(tmp_path, capsys):
+    notebook = tmp_path / "98_needs_data.py"
+    notebook.write_text('# %% tags=["parameters"]\nprofile: str = "default"\n\n# %%\n'
+                        'class DataMissing(FileNotFoundError):\n    pass\n\n\n'
+                        'raise DataMissing("put mini-imagenet-cache-train.pkl in data/miniimagenet/")\n')
+    build = tmp_path / "build"
+    with pytest.raises(pipeline.NotebookSkipped, match="mini-imagenet-cache-train.pkl"):
+        pipeline.execute(notebook, build / "98_needs_data.ipynb", {"profile": "smoke"})
+    assert not (build / "98_needs_data.ipynb").exists() and not (build / "98_needs_data.error").exists()
+    assert pipeline.summary(build) == 0
+    out = capsys.readouterr().out
+    assert "0 failed, 1 skipped" in out
+    assert "skipped 98_needs_data.py (data missing: put mini-imagenet-cache-train.pkl in data/miniimagenet/)" in out
+    assert pipeline.main(["run", str(notebook), str(build / "98_needs_data.ipynb"), "--profile", "smoke",
+                          "--figures-dir", str(tmp_path / "figures")]) == 0

@@ -5,8 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from torch import nn
 
-from mamlpaper import cache, cpu_tuning, models, problems, sweep
+from mamlpaper import cache, cpu_tuning, maml, memory, models, problems, sweep
 from mamlpaper.tasks import Tasks
 
 
@@ -357,3 +358,78 @@ def test_cpu_tuning_is_a_parameter_and_leaves_the_flag_as_found(tuning):
     sweep.train(sine_problem(9), 0.05, 0.1, iterations=2, monitor=monitor, cpu_tuning=tuning)
     assert seen == [tuning or before] * 3
     assert cpu_tuning.denormals_flushed() == before
+
+
+def cross_entropy(logits, labels):
+    return -torch.log_softmax(logits, dim=-1).gather(-1, labels[:, None]).mean()
+
+
+def conv_problem(seed=0):
+    """A tiny convolutional classifier: the kind of model the engine loops over on a CPU."""
+    g = torch.Generator().manual_seed(seed)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.Tanh(), nn.Flatten(), nn.Linear(32, 3)).double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(0.5 * torch.randn(p.shape, generator=g, dtype=torch.float64))
+
+    def sample(generator):
+        x = torch.rand(2, 2, 6, 1, 4, 4, generator=generator, dtype=torch.float64)
+        y = torch.randint(0, 3, (2, 2, 6), generator=generator)
+        return Tasks(x[0], y[0], x[1], y[1])
+
+    readout = sweep.Readout(
+        ("mean_logit",),
+        lambda problem, p, tasks, alpha, steps: {
+            "mean_logit": torch.func.functional_call(problem.model, p, (tasks.x_query[0],)).mean()},
+        lambda columns: np.zeros(len(columns["mean_logit"]), dtype=bool))
+    return sweep.MetaProblem("conv", model, sample, criterion=cross_entropy, readout=readout)
+
+
+@pytest.mark.parametrize("variant", ["second", "first", "simplified"])
+def test_the_task_loop_equals_vmap_over_tasks(variant):
+    problem = conv_problem()
+    loss = maml.functional_loss(problem.model, cross_entropy)
+    params, tasks = maml.parameters_of(problem.model), problem.sample_tasks(torch.Generator().manual_seed(1))
+    alpha = torch.tensor(0.3, dtype=torch.float64)
+    looped = maml.looped_meta_gradient(loss, variant, 2)(params, tasks, alpha)
+    batched = maml.batched_meta_gradient(loss, variant, 2)(params, tasks, alpha)
+    torch.testing.assert_close(looped[0], batched[0], rtol=1e-12, atol=1e-14)
+    for k in params:
+        torch.testing.assert_close(looped[1][k], batched[1][k], rtol=1e-10, atol=1e-13)
+
+
+def test_convolutions_on_a_cpu_loop_over_configs_and_tasks_and_agree_with_vmap(monkeypatch):
+    problem = conv_problem()
+    _, vmappable = maml.fastest_meta_gradient(problem.model, cross_entropy, "second", 2, "cpu")
+    assert not vmappable
+    _, mlp_vmappable = maml.fastest_meta_gradient(sine_problem().model, maml.mse, "second", 2, "cpu")
+    assert mlp_vmappable
+    kwargs = dict(iterations=4, steps=2, optimizer="adam", progress=False)
+    looped = sweep.run_sweep(problem, [0.0, 0.3], [0.01, 0.05], **kwargs)
+    monkeypatch.setattr(sweep, "fastest_meta_gradient", lambda model, criterion, variant, steps, device: (
+        maml.batched_meta_gradient(maml.functional_loss(model, criterion), variant, steps), True))
+    vmapped = sweep.run_sweep(problem, [0.0, 0.3], [0.01, 0.05], **kwargs)
+    pd.testing.assert_frame_equal(looped, vmapped, check_exact=False, rtol=1e-9)
+    assert not looped.diverged.any() and looped.mean_logit.notna().all()
+    assert list(looped.columns[-2:]) == ["mean_logit", "collapsed"]
+
+
+def test_peak_bytes_counts_what_is_held_at_once_and_chunks_follow_the_budget():
+    def held(n):
+        kept = [torch.ones(1000, dtype=torch.float64) * i for i in range(n)]
+        return sum(float(k[0]) for k in kept)
+
+    assert memory.peak_bytes(lambda: held(10)) >= 10 * 8000
+    assert memory.peak_bytes(lambda: [float(torch.ones(1000, dtype=torch.float64).sum()) for _ in range(10)]) < 3 * 8000
+    problem = sine_problem()
+    s = sweep._check_settings(2, "second", "sgd", 1, 0, "float64", "cpu", 1e8)
+    per_config = memory.peak_bytes(lambda: sweep._over_configs(sweep._initial_state(problem, s)[1], True)(
+        {k: v[None] for k, v in maml.parameters_of(problem.model).items()},
+        next(sweep._task_stream(problem, s)), torch.zeros(1, dtype=torch.float64)))
+    assert sweep._chunk_size(problem, s, budget=3.5 * per_config) in (2, 3, 4)
+    assert sweep._chunk_size(problem, s, budget=1.0) == 1
+    assert sweep._chunk_size(problem, s, budget=1e15) == sweep.MAX_CHUNK["cpu"]
+    assert sweep._chunk_size(conv_problem(), s, budget=1.0) == sweep.LOOPED_CHUNK
+    table = sweep.run_sweep(problem, ALPHAS, BETAS, iterations=3, memory_budget=2.5 * per_config, progress=False)
+    pd.testing.assert_frame_equal(table, sweep.run_sweep(problem, ALPHAS, BETAS, iterations=3, progress=False),
+                                  check_exact=False, rtol=1e-12)
