@@ -112,7 +112,9 @@ def looped_meta_gradient(loss: TaskLoss, variant: str, steps: int):
 
     On a CPU, ``vmap`` over tasks turns every task's adapted convolution weights into one grouped
     convolution, which is slower than a plain loop of ordinary ones; each task here is a batch of
-    one through the same three variants.
+    one through the same three variants. Still a ``vmap`` (of size one): a model with batch norm
+    needs ``fewshot.conv4.PureBatchNorm2d``, since torch's batch-norm backward has a wrong
+    ``vmap`` rule under second derivatives (torch 2.13).
     """
     one_task = batched_meta_gradient(loss, variant, steps)
 

@@ -15,17 +15,34 @@ from . import _checks
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
 
 
+_FAN_IN_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+_NORM_LAYERS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
 def init_parameters(model: nn.Module, generator: torch.Generator) -> nn.Module:
-    """PyTorch's default Linear init (U(±1/√fan_in)), but drawn from ``generator`` for reproducibility."""
+    """One seeded rule for every layer type, drawn from ``generator`` in module order.
+
+    Linear and convolutions: weight and bias ~ U(±1/√fan_in), PyTorch's default bounds;
+    BatchNorm: weight 1, bias 0. A layer of any other type that holds parameters is refused
+    rather than left at an unseeded default.
+    """
     _checks.module(model)
     _checks.generator(generator)
     with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.Linear):
-                bound = 1.0 / math.sqrt(module.in_features)
+        for name, module in model.named_modules():
+            if isinstance(module, _FAN_IN_LAYERS):
+                bound = 1.0 / math.sqrt(module.weight[0].numel())  # fan_in: inputs × kernel size
                 module.weight.uniform_(-bound, bound, generator=generator)
                 if module.bias is not None:
                     module.bias.uniform_(-bound, bound, generator=generator)
+            elif isinstance(module, _NORM_LAYERS):
+                if module.affine:
+                    nn.init.ones_(module.weight)
+                    nn.init.zeros_(module.bias)
+            elif next(module.parameters(recurse=False), None) is not None:
+                raise _checks.refuse("model", model, f"its layer {name!r} ({type(module).__name__}) has parameters "
+                                     "and no seeded init rule; known: Linear, Conv1d-3d, BatchNorm1d-3d",
+                                     shown=type(model).__name__)
     return model
 
 
