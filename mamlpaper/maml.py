@@ -63,6 +63,23 @@ def adapt(loss: TaskLoss, params: Params, x: Tensor, y: Tensor, alpha: Tensor, s
     return params
 
 
+def _one_task(loss: TaskLoss, steps: int):
+    """The per-task pieces every variant is made of, so the batched and looped forms share them."""
+
+    def adapted(params, xs, ys, alpha):
+        return adapt(loss, params, xs, ys, alpha, steps)
+
+    def adapted_loss(params, xs, ys, xq, yq, alpha):
+        return loss(adapted(params, xs, ys, alpha), xq, yq)
+
+    def pulled_back(params, xs, ys, xq, yq, alpha, cotangent):
+        """⟨θ_k(θ), cotangent⟩ (its gradient is the Jacobian's transpose times the cotangent), and the loss."""
+        q = adapted(params, xs, ys, alpha)
+        return sum((q[k] * cotangent[k]).sum() for k in q), loss(q, xq, yq)
+
+    return adapted, adapted_loss, pulled_back
+
+
 def batched_meta_gradient(loss: TaskLoss, variant: str, steps: int):
     """(params, tasks, α) -> (mean meta-loss, mean meta-gradient) over the task axis; no checks, vmappable.
 
@@ -72,56 +89,63 @@ def batched_meta_gradient(loss: TaskLoss, variant: str, steps: int):
     """
     _checks.choice("variant", variant, VARIANTS)
     steps = _checks.integer("steps", steps, minimum=1)
-    over_tasks = dict(in_dims=(None, 0, 0, None))
-
-    def adapted(params, xs, ys, alpha):
-        return adapt(loss, params, xs, ys, alpha, steps)
+    adapted, adapted_loss, pulled_back = _one_task(loss, steps)
+    over_tasks = dict(in_dims=(None, 0, 0, 0, 0, None))
 
     def second(params, tasks, alpha):
-        def meta_loss(p):
-            return vmap(lambda xs, ys, xq, yq: loss(adapted(p, xs, ys, alpha), xq, yq))(*tasks).mean()
-
-        g, value = grad_and_value(meta_loss)(params)
+        g, value = grad_and_value(lambda p: vmap(adapted_loss, **over_tasks)(p, *tasks, alpha).mean())(params)
         return value, g
 
     def first(params, tasks, alpha):
-        adapted_params = vmap(adapted, **over_tasks)(params, tasks.x_support, tasks.y_support, alpha)
+        adapted_params = vmap(adapted, in_dims=(None, 0, 0, None))(params, tasks.x_support, tasks.y_support, alpha)
         grads, losses = vmap(grad_and_value(loss))(adapted_params, tasks.x_query, tasks.y_query)
         return losses.mean(), {k: g.mean(0) for k, g in grads.items()}
 
     def simplified(params, tasks, alpha):
         query_grads = vmap(grad(loss), in_dims=(None, 0, 0))(params, tasks.x_query, tasks.y_query)
 
-        def pulled_back(p):
-            def one(xs, ys, xq, yq, cotangent):
-                q = adapted(p, xs, ys, alpha)
-                inner = sum((q[k] * cotangent[k]).sum() for k in q)
-                return inner, loss(q, xq, yq)
-
-            inner, losses = vmap(one)(*tasks, query_grads)
+        def mean_pulled_back(p):
+            inner, losses = vmap(pulled_back, in_dims=(None, 0, 0, 0, 0, None, 0))(p, *tasks, alpha, query_grads)
             return inner.mean(), losses.mean()
 
-        g, value = grad(pulled_back, has_aux=True)(params)
+        g, value = grad(mean_pulled_back, has_aux=True)(params)
         return value, g
 
     return {"second": second, "first": first, "simplified": simplified}[variant]
 
 
 def looped_meta_gradient(loss: TaskLoss, variant: str, steps: int):
-    """Same contract as :func:`batched_meta_gradient`, one task at a time, gradients summed in place.
+    """Same contract as :func:`batched_meta_gradient`, one task at a time and without ``vmap``.
 
     On a CPU, ``vmap`` over tasks turns every task's adapted convolution weights into one grouped
-    convolution, which is slower than a plain loop of ordinary ones; each task here is a batch of
-    one through the same three variants. Still a ``vmap`` (of size one): a model with batch norm
-    needs ``fewshot.conv4.PureBatchNorm2d``, since torch's batch-norm backward has a wrong
-    ``vmap`` rule under second derivatives (torch 2.13).
+    convolution, slower than a plain loop of ordinary ones; and outside ``vmap`` a model's layers
+    may use torch's fused kernels (``fewshot.conv4.PureBatchNorm2d`` uses the native batch norm
+    there, 1.5× faster, and its own formula under ``vmap``, where torch's backward is wrong).
+    Gradients are summed in place; the variants are the same per-task pieces as the batched form.
     """
-    one_task = batched_meta_gradient(loss, variant, steps)
+    _checks.choice("variant", variant, VARIANTS)
+    steps = _checks.integer("steps", steps, minimum=1)
+    adapted, adapted_loss, pulled_back = _one_task(loss, steps)
+
+    def second(params, xs, ys, xq, yq, alpha):
+        g, value = grad_and_value(adapted_loss)(params, xs, ys, xq, yq, alpha)
+        return value, g
+
+    def first(params, xs, ys, xq, yq, alpha):
+        g, value = grad_and_value(loss)(adapted(params, xs, ys, alpha), xq, yq)
+        return value, g
+
+    def simplified(params, xs, ys, xq, yq, alpha):
+        cotangent = grad(loss)(params, xq, yq)
+        g, value = grad(lambda p: pulled_back(p, xs, ys, xq, yq, alpha, cotangent), has_aux=True)(params)
+        return value, g
+
+    one_task = {"second": second, "first": first, "simplified": simplified}[variant]
 
     def meta_gradient(params, tasks, alpha):
         total_loss, total = None, None
-        for i in range(tasks.n_tasks):
-            value, g = one_task(params, Tasks(*(t[i:i + 1] for t in tasks)), alpha)
+        for xs, ys, xq, yq in zip(*tasks):
+            value, g = one_task(params, xs, ys, xq, yq, alpha)
             if total is None:
                 total_loss, total = value, g
             else:

@@ -3,6 +3,7 @@ against `higher`, a cross-entropy that survives forward-over-reverse, and one-li
 from __future__ import annotations
 
 import copy
+import math
 
 import numpy as np
 import pytest
@@ -119,8 +120,8 @@ def test_init_is_seeded_and_follows_one_rule_per_layer_type():
     assert torch.equal(a.block3.norm.weight, torch.ones(8)) and torch.equal(a.block3.norm.bias, torch.zeros(8))
     mlp = init_parameters(nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)), torch.Generator().manual_seed(3))
     g = torch.Generator().manual_seed(3)  # the rule by hand: U(±1/√fan_in), weight then bias, layer by layer
-    by_hand = [torch.empty(shape).uniform_(-fan_in**-0.5, fan_in**-0.5, generator=g)
-               for shape, fan_in in (((4, 3), 3), ((4,), 3), ((2, 4), 4), ((2,), 4))]
+    by_hand = [torch.empty(shape, dtype=p.dtype).uniform_(-1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in), generator=g)
+               for p, (shape, fan_in) in zip(mlp.parameters(), (((4, 3), 3), ((4,), 3), ((2, 4), 4), ((2,), 4)))]
     assert all(torch.equal(p, q) for p, q in zip(mlp.parameters(), by_hand))
 
 
@@ -159,21 +160,27 @@ def test_conv_biases_before_batchnorm_get_no_meta_gradient():
     ``nn.BatchNorm2d`` fails this under ``grad(vmap(grad))`` in torch 2.13 (see PureBatchNorm2d).
     """
     model, tasks = tiny_setting()
-    params = maml.parameters_of(model)
+    params, loss = maml.parameters_of(model), maml.functional_loss(model, cross_entropy)
+    alpha = torch.tensor(0.1, dtype=torch.float64)
     for variant in ("second", "first", "simplified"):
-        _, grads = maml.meta_gradient(maml.functional_loss(model, cross_entropy), params, tasks, 0.1, steps=2,
-                                      variant=variant)
-        for i in range(1, 5):
-            assert float(grads[f"block{i}.conv.bias"].abs().max()) < 1e-12, (variant, i)
+        for build in (maml.batched_meta_gradient, maml.looped_meta_gradient):
+            _, grads = build(loss, variant, 2)(params, tasks, alpha)
+            for i in range(1, 5):
+                assert float(grads[f"block{i}.conv.bias"].abs().max()) < 1e-12, (variant, build.__name__, i)
 
 
-def test_conv4_exact_two_step_meta_gradient_matches_higher():
-    """`higher` unrolls the inner loop with torch.autograd, task by task, on the network with nn.BatchNorm2d."""
+@pytest.mark.parametrize("form", ["batched", "looped"])
+def test_conv4_exact_two_step_meta_gradient_matches_higher(form):
+    """`higher` unrolls the inner loop with torch.autograd, task by task, on the network with nn.BatchNorm2d.
+
+    batched: vmap over tasks (the batch norm's own formula); looped: the CPU's task loop (torch's kernel).
+    """
     higher = pytest.importorskip("higher")
     ours, tasks = tiny_setting()
     alpha, steps = 0.1, 2
-    loss, grads = maml.meta_gradient(maml.functional_loss(ours, cross_entropy), maml.parameters_of(ours), tasks,
-                                     alpha, steps=steps, variant="second")
+    build = maml.batched_meta_gradient if form == "batched" else maml.looped_meta_gradient
+    loss, grads = build(maml.functional_loss(ours, cross_entropy), "second", steps)(
+        maml.parameters_of(ours), tasks, torch.tensor(alpha, dtype=torch.float64))
     model = with_native_batchnorm(ours)
     inner = torch.optim.SGD(model.parameters(), lr=alpha)
     total = 0.0
