@@ -1,6 +1,15 @@
-"""Every notebook runs end to end under papermill (profile=smoke) and writes its figures."""
+"""Every notebook runs end to end under papermill (profile=smoke) and writes its figures.
+
+The few-shot notebooks read their data from ``$MAMLPAPER_DATA``: 04 runs on the real Omniglot
+subset (skipped where it is not), 05 on a synthetic MiniImagenet built in the pickle layout, and
+without MiniImagenet 05 is reported as skipped, not failed.
+"""
+import json
+import os
+import pickle
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mamlpaper import pipeline
@@ -12,7 +21,35 @@ FIGURES = {
     "02_linear_regression": ["fig3_linear_regression", "fig3b_linear_regression_exact"],
     "03_sinusoid": ["fig1_gradient_norm", "fig5_tg_vs_h2", "fig4a_sinusoid_sgd", "fig6a_sinusoid_adam",
                     "fig4a_measured_beta_critical"],
+    "04_omniglot": ["fig4b_omniglot_sgd", "fig6b_omniglot_adam", "fig4b_measured_beta_critical"],
+    "05_miniimagenet": ["fig4c_miniimagenet_sgd", "fig6c_miniimagenet_adam", "fig4c_measured_beta_critical"],
 }
+RESULTS = {"04_omniglot": "fig4b_omniglot.json", "05_miniimagenet": "fig4c_miniimagenet.json"}
+"""The JSON of measured numbers a notebook writes beside its figures (the README quotes it)."""
+
+
+def synthetic_miniimagenet(root: Path, classes: int = 6, per_class: int = 3) -> Path:
+    """A tiny MiniImagenet in the pickle layout: random 84x84 RGB images, class_dict name -> indices."""
+    folder = root / "miniimagenet"
+    folder.mkdir(parents=True)
+    pixels = np.random.default_rng(0).integers(0, 256, (classes * per_class, 84, 84, 3), dtype=np.uint8)
+    class_dict = {f"n{c:08d}": list(range(c * per_class, (c + 1) * per_class)) for c in range(classes)}
+    (folder / "mini-imagenet-cache-train.pkl").write_bytes(pickle.dumps({"image_data": pixels, "class_dict": class_dict}))
+    return root
+
+
+def use_data_for(notebook: Path, tmp_path: Path, monkeypatch) -> None:
+    """Point $MAMLPAPER_DATA (which the notebook's kernel inherits) at the data the notebook needs."""
+    if notebook.stem == "04_omniglot":
+        shared = REPO_ROOT.parent / "shared" / "data"
+        root = Path(os.environ["MAMLPAPER_DATA"]) if "MAMLPAPER_DATA" in os.environ else shared
+        parts = ("images_background_small1.zip", "images_background_small2.zip")
+        full = ("images_background.zip", "images_evaluation.zip")
+        if not any(all((root / "omniglot" / p).exists() for p in set_) for set_ in (parts, full)):
+            pytest.skip(f"Omniglot is not in {root / 'omniglot'} (set MAMLPAPER_DATA to a folder holding omniglot/)")
+        monkeypatch.setenv("MAMLPAPER_DATA", str(root))
+    elif notebook.stem == "05_miniimagenet":
+        monkeypatch.setenv("MAMLPAPER_DATA", str(synthetic_miniimagenet(tmp_path / "data")))
 SHARED_PARAMETERS = {"profile", "seed", "device", "figures_dir"}
 
 
@@ -31,7 +68,8 @@ def test_notebook_declares_the_shared_parameters(notebook, tmp_path):
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_smoke_run_writes_its_figures(notebook, tmp_path):
+def test_notebook_smoke_run_writes_its_figures(notebook, tmp_path, monkeypatch):
+    use_data_for(notebook, tmp_path, monkeypatch)
     figures = tmp_path / "figures"
     parameters = {"profile": "smoke", "figures_dir": str(figures)}
     if "cache_dir" in notebook.read_text():
@@ -41,6 +79,23 @@ def test_notebook_smoke_run_writes_its_figures(notebook, tmp_path):
     for name in FIGURES[notebook.stem]:
         for suffix in (".png", ".pdf"):
             assert (figures / f"{name}{suffix}").stat().st_size > 0, f"{name}{suffix} not written"
+    if notebook.stem in RESULTS:
+        result = json.loads((figures / RESULTS[notebook.stem]).read_text())
+        assert result["profile"] == "smoke" and result["figures"] == FIGURES[notebook.stem]
+        for optimizer in ("sgd", "adam"):
+            assert {"finite", "trained", "runs", "diverged", "collapsed"} <= set(result[optimizer])
+            assert result[optimizer]["runs"] == len(result["setting"]["alphas"]) * len(result["setting"]["betas"])
+
+
+def test_miniimagenet_without_its_data_is_skipped_not_failed(tmp_path, monkeypatch):
+    monkeypatch.setenv("MAMLPAPER_DATA", str(tmp_path / "empty"))
+    build = tmp_path / "build"
+    with pytest.raises(pipeline.NotebookSkipped, match="mini-imagenet-cache-train.pkl"):
+        pipeline.execute(REPO_ROOT / "notebooks" / "05_miniimagenet.py", build / "05_miniimagenet.ipynb",
+                         {"profile": "smoke", "figures_dir": str(tmp_path / "figures")})
+    assert (build / "05_miniimagenet.skipped").read_text().startswith("05_miniimagenet.py: MiniImagenet split")
+    assert not (build / "05_miniimagenet.ipynb").exists() and not (tmp_path / "figures").exists()
+    assert pipeline.summary(build) == 0
 
 
 def test_a_failing_notebook_leaves_an_error_line_and_no_output(tmp_path, capsys):
