@@ -10,9 +10,9 @@ is not safe. Other installed packages are named with their version; user code (a
 a script, a file beside it) is hashed by content.
 
 Identities err toward missing: an object known only by a repr that holds its address misses
-on every run (pass a ``cache_token`` then), never hits stale. What is not seen: package files
-edited on disk in a running kernel that has not reloaded them produce a key describing code
-that is not running; restart the kernel after editing the package.
+on every run (pass a ``cache_token`` then), never hits stale. The package's code enters the key
+as this process imported it (a file edited under a running kernel is not the code that runs);
+what is not seen is a module re-imported with ``importlib.reload``: restart the kernel instead.
 
 ``ChunkCache`` stores the chunks of one key. Every chunk embeds a digest of the key and of its
 arrays; a chunk that is truncated, foreign, tampered or unreadable is reported, deleted and
@@ -58,21 +58,33 @@ def _sha256(data: bytes | str) -> str:
     return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
 
 
-def code_digest(root: str | os.PathLike = PACKAGE_ROOT) -> str:
-    """sha256 over every ``*.py`` under ``root`` (recursively), with its relative path.
-
-    Editing, adding, removing or renaming any module of the package misses the cache, so no
-    hand-kept list of "modules a result depends on" can fall behind.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise ValueError(f"root={str(root)!r} is not allowed; it must be an existing directory")
+def _digest_of_sources(root: Path) -> str:
     h = hashlib.sha256()
     for relative, path in sorted((p.relative_to(root).as_posix(), p) for p in root.rglob("*.py") if p.is_file()):
         data = path.read_bytes()
         h.update(f"{relative}\0{len(data)}\0".encode())
         h.update(data)
     return h.hexdigest()
+
+
+_IMPORTED_PACKAGE = _digest_of_sources(PACKAGE_ROOT)
+"""The package's sources as they were when this process imported it: the code that runs."""
+
+
+def code_digest(root: str | os.PathLike | None = None) -> str:
+    """sha256 over every ``*.py`` under ``root`` (recursively), with its relative path.
+
+    Editing, adding, removing or renaming any module of the package misses the cache, so no
+    hand-kept list of "modules a result depends on" can fall behind. Without ``root``: the
+    package's sources as this process imported them, not as they are on disk now, so a file
+    edited under a running kernel cannot file the old code's results under the new code's key.
+    """
+    if root is None:
+        return _IMPORTED_PACKAGE
+    root = Path(root)
+    if not root.is_dir():
+        raise ValueError(f"root={str(root)!r} is not allowed; it must be an existing directory")
+    return _digest_of_sources(root)
 
 
 def versions() -> dict:

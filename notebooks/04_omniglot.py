@@ -188,7 +188,8 @@ trained = {optimizer: sweep.measured_beta_critical(table, exclude_collapsed=True
 overview = pd.DataFrame({
     optimizer: {"runs": len(t), "diverged": int(t.diverged.sum()),
                 "median divergence iteration": t.diverged_at.dropna().median(),
-                "collapsed (finite runs)": int(t.collapsed.sum()), "finite, not collapsed": int((~t.diverged & ~t.collapsed).sum()),
+                "collapsed (finite runs)": int(t.collapsed.sum()),
+                "finite, not collapsed": int((~t.diverged & ~t.collapsed).sum()),
                 "best query accuracy after adaptation": t.query_accuracy.max(),
                 "lowest final loss": t.loss_final.min()}
     for optimizer, t in tables.items()
@@ -281,9 +282,9 @@ claim
 LEARNED = 0.5  # query accuracy after adaptation that counts as having learned (chance is 0.2)
 learned = {optimizer: table[~table.diverged & (table.query_accuracy >= LEARNED)].groupby("alpha")["beta"].max()
            .reindex(critical[optimizer].index) for optimizer, table in tables.items()}
+columns = {"finite": critical, "trained": trained, f"accuracy ≥ {LEARNED:.0%}": learned}
 per_alpha = pd.concat({(optimizer, reading): values[optimizer]
-                       for optimizer in tables for reading, values in
-                       {"finite": critical, "trained": trained, f"accuracy ≥ {LEARNED:.0%}": learned}.items()}, axis=1)
+                       for optimizer in tables for reading, values in columns.items()}, axis=1)
 per_alpha.index.name = "α"
 per_alpha
 

@@ -262,9 +262,9 @@ claim
 LEARNED = 0.5  # query accuracy after adaptation that counts as having learned (chance is 0.2)
 learned = {optimizer: table[~table.diverged & (table.query_accuracy >= LEARNED)].groupby("alpha")["beta"].max()
            .reindex(critical[optimizer].index) for optimizer, table in tables.items()}
+columns = {"finite": critical, "trained": trained, f"accuracy ≥ {LEARNED:.0%}": learned}
 per_alpha = pd.concat({(optimizer, reading): values[optimizer]
-                       for optimizer in tables for reading, values in
-                       {"finite": critical, "trained": trained, f"accuracy ≥ {LEARNED:.0%}": learned}.items()}, axis=1)
+                       for optimizer in tables for reading, values in columns.items()}, axis=1)
 per_alpha.index.name = "α"
 per_alpha
 

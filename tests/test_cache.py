@@ -574,3 +574,11 @@ def test_load_refuses_bad_arguments(tmp_path, i, rows, fields, message):
     store = cache.ChunkCache(tmp_path, KEY, label="sine")
     with pytest.raises(ValueError, match=message):
         store.load(i, rows, fields)
+
+
+def test_the_default_digest_is_of_the_code_this_process_imported_not_of_the_files_now(tmp_path, monkeypatch):
+    """A package file edited under a running kernel must not key the old code's results as the new code's."""
+    root = package_copy(tmp_path)
+    (root / "models.py").write_text((root / "models.py").read_text() + "\n# edited after import\n")
+    monkeypatch.setattr(cache, "PACKAGE_ROOT", root)
+    assert cache.code_digest() != cache.code_digest(root)

@@ -34,7 +34,8 @@ def synthetic_miniimagenet(root: Path, classes: int = 6, per_class: int = 3) -> 
     folder.mkdir(parents=True)
     pixels = np.random.default_rng(0).integers(0, 256, (classes * per_class, 84, 84, 3), dtype=np.uint8)
     class_dict = {f"n{c:08d}": list(range(c * per_class, (c + 1) * per_class)) for c in range(classes)}
-    (folder / "mini-imagenet-cache-train.pkl").write_bytes(pickle.dumps({"image_data": pixels, "class_dict": class_dict}))
+    payload = pickle.dumps({"image_data": pixels, "class_dict": class_dict})
+    (folder / "mini-imagenet-cache-train.pkl").write_bytes(payload)
     return root
 
 
