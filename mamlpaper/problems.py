@@ -44,6 +44,22 @@ def sinusoid(seed: int = 0, n_tasks: int = 100, n_support: int = 10, n_query: in
     )
 
 
+def _conv4_problem(name: str, data, seed: int, ways: int, shots: int, queries: int, tasks_per_batch: int,
+                   filters: int, spec: dict) -> MetaProblem:
+    """Conv4 on N-way K-shot episodes of a loaded dataset: what Omniglot and MiniImagenet share."""
+    from .fewshot import conv4, episodes, readout
+
+    sampler = episodes.EpisodeSampler(data.images, ways, shots, queries, tasks_per_batch)
+    channels, size, _ = sampler.image_shape
+    model = conv4.conv4(torch.Generator().manual_seed(seed), ways, channels=channels, image_size=size, filters=filters)
+    return MetaProblem(
+        name=name, model=model, sample_tasks=sampler, criterion=conv4.cross_entropy,
+        spec={"family": name, "seed": seed, "ways": ways, "shots": shots, "queries": queries,
+              "tasks_per_batch": tasks_per_batch, "filters": filters, **spec},
+        data_identity=data.data_identity, readout=readout.ADAPTED_ACCURACY,
+    )
+
+
 def omniglot(seed: int = 0, *, ways: int = 5, shots: int = 1, queries: int = 15, tasks_per_batch: int = 32,
              filters: int = 64, split: str = "train", split_seed: int = 0, rotations=(0, 90, 180, 270),
              root=None, subset: str = "auto") -> MetaProblem:
@@ -53,36 +69,22 @@ def omniglot(seed: int = 0, *, ways: int = 5, shots: int = 1, queries: int = 15,
     same classes); the task stream comes from the sweep's seed. Missing data raises
     ``fewshot.datasets.DataMissing`` with a message that says how to get it.
     """
-    from .fewshot import conv4, datasets, episodes, readout
+    from .fewshot import datasets
 
     _checks.integer("seed", seed, minimum=0)
     data = datasets.load_omniglot(split, root=root, subset=subset, seed=split_seed, rotations=tuple(rotations))
-    sampler = episodes.EpisodeSampler(data.images, ways, shots, queries, tasks_per_batch)
-    channels, size, _ = sampler.image_shape
-    model = conv4.conv4(torch.Generator().manual_seed(seed), ways, channels=channels, image_size=size, filters=filters)
-    return MetaProblem(
-        name="omniglot", model=model, sample_tasks=sampler, criterion=conv4.cross_entropy,
-        spec={"family": "omniglot", "seed": seed, "ways": ways, "shots": shots, "queries": queries,
-              "tasks_per_batch": tasks_per_batch, "filters": filters, "split": split, "split_seed": split_seed,
-              "rotations": list(rotations), "subset": subset, "classes": int(data.images.shape[0])},
-        data_identity=data.data_identity, readout=readout.ADAPTED_ACCURACY,
-    )
+    return _conv4_problem("omniglot", data, seed, ways, shots, queries, tasks_per_batch, filters,
+                          {"split": split, "split_seed": split_seed, "rotations": list(rotations), "subset": subset,
+                           "classes": int(data.images.shape[0])})
 
 
 def miniimagenet(seed: int = 0, *, ways: int = 5, shots: int = 1, queries: int = 15, tasks_per_batch: int = 4,
                  filters: int = 32, split: str = "train", root=None) -> MetaProblem:
     """Section 5.3 (Fig. 4c): Conv4-32 on N-way K-shot MiniImagenet episodes (Ravi & Larochelle's split)."""
-    from .fewshot import conv4, datasets, episodes, readout
+    from .fewshot import datasets
 
     _checks.integer("seed", seed, minimum=0)
     data = datasets.load_miniimagenet(split, root=root)
-    sampler = episodes.EpisodeSampler(data.images, ways, shots, queries, tasks_per_batch)
-    channels, size, _ = sampler.image_shape
-    model = conv4.conv4(torch.Generator().manual_seed(seed), ways, channels=channels, image_size=size, filters=filters)
-    return MetaProblem(
-        name="miniimagenet", model=model, sample_tasks=sampler, criterion=conv4.cross_entropy,
-        spec={"family": "miniimagenet", "seed": seed, "ways": ways, "shots": shots, "queries": queries,
-              "tasks_per_batch": tasks_per_batch, "filters": filters, "split": split,
-              "classes": int(data.images.shape[0]), "images_per_class": int(data.images.shape[1])},
-        data_identity=data.data_identity, readout=readout.ADAPTED_ACCURACY,
-    )
+    return _conv4_problem("miniimagenet", data, seed, ways, shots, queries, tasks_per_batch, filters,
+                          {"split": split, "classes": int(data.images.shape[0]),
+                           "images_per_class": int(data.images.shape[1])})
