@@ -304,15 +304,18 @@ only sets how often a chunk is cached (how much an interruption loses)."""
 
 
 def _chunk_size(problem: MetaProblem, s: _Settings, budget: float) -> int:
-    """As many configurations as ``budget`` bytes hold, from one measured step of two of them."""
+    """As many configurations as ``budget`` bytes hold, from one measured step of two of them,
+    and no more than keep every tensor within 32-bit indexing (:data:`memory.INDEX_LIMIT`)."""
     params, meta_gradient, vmappable = _initial_state(problem, s)
     if not vmappable:
         return LOOPED_CHUNK
     tasks = next(_task_stream(problem, s))
     pair = {k: v.expand(2, *v.shape).clone() for k, v in params.items()}
     alphas = torch.zeros(2, dtype=s.dtype, device=s.device)
-    per_config = memory.peak_bytes(lambda: _over_configs(meta_gradient, True)(pair, tasks, alphas)) / 2
-    return int(max(1, min(MAX_CHUNK[s.device.type], budget // max(per_config, 1.0))))
+    use = memory.footprint(lambda: _over_configs(meta_gradient, True)(pair, tasks, alphas))
+    by_memory = budget // max(use.peak_bytes / 2, 1.0)
+    by_indexing = memory.INDEX_LIMIT // max(use.largest_elements // 2, 1)
+    return int(max(1, min(MAX_CHUNK[s.device.type], by_memory, by_indexing)))
 
 
 CHUNK_FIELDS = {"loss_initial": np.float64, "loss_final": np.float64, "diverged_at": np.int64}

@@ -430,6 +430,25 @@ def test_peak_bytes_counts_what_is_held_at_once_and_chunks_follow_the_budget():
     assert sweep._chunk_size(problem, s, budget=1.0) == 1
     assert sweep._chunk_size(problem, s, budget=1e15) == sweep.MAX_CHUNK["cpu"]
     assert sweep._chunk_size(conv_problem(), s, budget=1.0) == sweep.LOOPED_CHUNK
+    largest = memory.footprint(lambda: torch.zeros(3, 7) + 1).largest_elements
+    assert largest == 21
+
+
+def test_gpu_budget_counts_the_allocators_unused_cache_as_free(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (10 * 2**30, 80 * 2**30))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device: 60 * 2**30)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device: 20 * 2**30)
+    assert memory.default_budget(torch.device("cuda")) == int(memory.CUDA_SHARE * 50 * 2**30)
+
+
+def test_chunks_keep_every_tensor_within_32_bit_indexing(monkeypatch):
+    problem = sine_problem()
+    s = sweep._check_settings(2, "second", "sgd", 1, 0, "float64", "cpu", 1e8)
+    pair = {k: v.expand(2, *v.shape).clone() for k, v in maml.parameters_of(problem.model).items()}
+    per_config = memory.footprint(lambda: sweep._over_configs(sweep._initial_state(problem, s)[1], True)(
+        pair, next(sweep._task_stream(problem, s)), torch.zeros(2, dtype=torch.float64))).largest_elements // 2
+    monkeypatch.setattr(memory, "INDEX_LIMIT", 5 * per_config + 1)
+    assert sweep._chunk_size(problem, s, budget=1e15) == 5
     table = sweep.run_sweep(problem, ALPHAS, BETAS, iterations=3, memory_budget=2.5 * per_config, progress=False)
     pd.testing.assert_frame_equal(table, sweep.run_sweep(problem, ALPHAS, BETAS, iterations=3, progress=False),
                                   check_exact=False, rtol=1e-12)
