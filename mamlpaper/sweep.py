@@ -2,7 +2,9 @@
 
 Configurations are stacked on a leading axis and ``vmap``-ped (tasks are ``vmap``-ped inside
 each configuration). Every configuration sees the same task stream, drawn from one seeded
-generator, so the grid compares learning rates on identical data. A configuration whose loss
+generator, so the grid compares learning rates on identical data. With ``seeds``, every
+configuration runs once per seed, each seed with its own θ0 and task stream, and the
+(configuration, seed) runs share the batch axis: more seeds are a wider batch, not more sweeps. A configuration whose loss
 or gradient turns non-finite, or whose loss exceeds ``divergence_threshold``, is recorded as
 diverged at that iteration and dropped from the batch, so it can never touch the others.
 Chunks of configurations are cached on disk (atomically, :mod:`mamlpaper.cache`), keyed by
@@ -11,6 +13,7 @@ interrupted sweep resumes from the chunks it finished, and a damaged chunk is re
 """
 from __future__ import annotations
 
+import copy
 import math
 import os
 import re
@@ -28,6 +31,7 @@ from . import __version__, _checks, cache, memory
 from .cpu_tuning import training_settings
 from .maml import Params, check_fit, fastest_meta_gradient, functional_loss, mse, parameters_of
 from .metaopt import OPTIMIZERS, init_state, update_rule
+from .models import init_parameters
 from .tasks import Tasks, check_tasks
 from .variants import VARIANTS
 
@@ -165,21 +169,30 @@ def _progress_bar(progress: bool, **kwargs) -> tqdm:
     return tqdm(leave=False, mininterval=1.0, **kwargs) if progress else tqdm(disable=True, **kwargs)
 
 
+def _initial_params(problem: MetaProblem, s: _Settings, seed: int | None = None) -> Params:
+    """θ0 in the run's dtype and device: the problem's model as given, or, for a seed, the same
+    architecture drawn afresh by :func:`models.init_parameters` from ``Generator(seed)`` (the
+    problems of :mod:`mamlpaper.problems` draw their model that way, so seed s is their seed=s)."""
+    model = problem.model if seed is None else init_parameters(copy.deepcopy(problem.model),
+                                                                torch.Generator().manual_seed(seed))
+    return {k: p.to(device=s.device, dtype=s.dtype) for k, p in parameters_of(model).items()}
+
+
 def _initial_state(problem: MetaProblem, s: _Settings):
     """θ0 in the run's dtype and device, the fastest meta-gradient, and whether configs vmap."""
-    params = {k: p.to(device=s.device, dtype=s.dtype) for k, p in parameters_of(problem.model).items()}
     meta_gradient, vmappable = fastest_meta_gradient(problem.model, problem.criterion, s.variant, s.steps, s.device)
-    return params, meta_gradient, vmappable
+    return _initial_params(problem, s), meta_gradient, vmappable
 
 
-def _over_configs(fn, vmappable: bool):
-    """``fn`` of one configuration applied to stacked ones (leading axis of params and α):
-    ``vmap`` where the device gains from it, a loop where it does not."""
+def _over_configs(fn, vmappable: bool, per_run_tasks: bool = False):
+    """``fn`` of one configuration applied to stacked ones (leading axis of params and α, and of
+    the tasks when runs have their own): ``vmap`` where the device gains from it, else a loop."""
     if vmappable:
-        return vmap(fn, in_dims=(0, None, 0))
+        return vmap(fn, in_dims=(0, 0 if per_run_tasks else None, 0))
 
     def looped(params, tasks, alphas):
-        results = [fn({k: v[i] for k, v in params.items()}, tasks, alphas[i]) for i in range(len(alphas))]
+        own = (lambda i: Tasks(*(t[i] for t in tasks))) if per_run_tasks else (lambda i: tasks)
+        results = [fn({k: v[i] for k, v in params.items()}, own(i), alphas[i]) for i in range(len(alphas))]
         return tuple(_stack([r[j] for r in results]) for j in range(len(results[0])))
 
     return looped
@@ -191,8 +204,8 @@ def _stack(values):
     return torch.stack(values)
 
 
-def _task_stream(problem: MetaProblem, s: _Settings):
-    generator = torch.Generator().manual_seed(s.seed)
+def _task_stream(problem: MetaProblem, s: _Settings, seed: int | None = None):
+    generator = torch.Generator().manual_seed(s.seed if seed is None else seed)
     while True:
         yield check_tasks(problem.sample_tasks(generator)).to(device=s.device, dtype=s.dtype)
 
@@ -242,28 +255,43 @@ def train(
     return TrainResult(losses, None, params, monitored)
 
 
-def _run_chunk(problem: MetaProblem, alphas: np.ndarray, betas: np.ndarray, s: _Settings, bar) -> dict:
-    """All configurations of one chunk in lock-step; dead ones are dropped from the batch."""
+def _gather(batches: list[Tasks], index: Tensor) -> Tasks:
+    """Each run's own meta-batch: ``batches`` holds one per seed, ``index`` a seed position per run."""
+    return Tasks(*(torch.stack(parts)[index] for parts in zip(*batches)))
+
+
+def _run_chunk(problem: MetaProblem, alphas: np.ndarray, betas: np.ndarray, seeds: np.ndarray | None,
+               s: _Settings, bar) -> dict:
+    """All runs of one chunk in lock-step; dead ones are dropped from the batch.
+
+    ``seeds``: the seed of each run (its θ0 and task stream), or None for the problem's θ0 and
+    the sweep's one stream, shared by every run (then the tasks are not copied per run).
+    """
     n = len(alphas)
-    params, meta_gradient, vmappable = _initial_state(problem, s)
-    stack = lambda tree: {k: v.expand(n, *v.shape).clone() for k, v in tree.items()}  # noqa: E731
-    state = stack(init_state(s.optimizer, params))
-    params = stack(params)
+    distinct = [None] if seeds is None else sorted(set(seeds.tolist()))
+    theta0 = {seed: _initial_params(problem, s, seed) for seed in distinct}
+    meta_gradient, vmappable = fastest_meta_gradient(problem.model, problem.criterion, s.variant, s.steps, s.device)
+    which = torch.as_tensor(np.zeros(n, dtype=np.int64) if seeds is None else np.searchsorted(distinct, seeds),
+                            device=s.device)
+    params = {k: torch.stack([theta0[distinct[w]][k] for w in which.tolist()]) for k in theta0[distinct[0]]}
+    state = {k: v.expand(n, *v.shape).clone() for k, v in init_state(s.optimizer, theta0[distinct[0]]).items()}
     a = torch.tensor(alphas, dtype=s.dtype, device=s.device)
     b = torch.tensor(betas, dtype=s.dtype, device=s.device)
     alive = torch.arange(n, device=s.device)
-    batched_gradient = _over_configs(meta_gradient, vmappable)
+    shared = len(distinct) == 1
+    batched_gradient = _over_configs(meta_gradient, vmappable, per_run_tasks=not shared)
     batched_update = vmap(update_rule(s.optimizer))
     loss_initial = np.full(n, np.nan)
     loss_final = np.full(n, np.nan)
     readouts = {c: np.full(n, np.nan) for c in problem.readout.columns}
     diverged_at = np.full(n, -1, dtype=np.int64)
-    stream = _task_stream(problem, s)
+    streams = [_task_stream(problem, s, seed) for seed in distinct]
+    runs_tasks = lambda: batches[0] if shared else _gather(batches, which[alive])  # noqa: E731
     for t in range(s.iterations + 1):
-        tasks = next(stream)
+        batches = [next(stream) for stream in streams]
         if len(alive) == 0:
             continue
-        loss, grads = batched_gradient(params, tasks, a)
+        loss, grads = batched_gradient(params, runs_tasks(), a)
         bad = ~torch.isfinite(loss) | (loss > s.divergence_threshold)
         for g in grads.values():
             bad |= ~torch.isfinite(g.reshape(len(alive), -1)).all(1)
@@ -288,8 +316,8 @@ def _run_chunk(problem: MetaProblem, alphas: np.ndarray, betas: np.ndarray, s: _
                 params, state = batched_update(params, grads, state, b)
     if len(alive):
         read = _over_configs(lambda p, batch, alpha: (problem.readout.compute(problem, p, batch, alpha, s.steps),),
-                             vmappable)
-        (values,) = read(params, tasks, a)
+                             vmappable, per_run_tasks=not shared)
+        (values,) = read(params, runs_tasks(), a)
         for column in problem.readout.columns:
             readouts[column][alive.cpu().numpy()] = values[column].detach().cpu().numpy()
     return {"loss_initial": loss_initial, "loss_final": loss_final, "diverged_at": diverged_at, **readouts}
@@ -322,7 +350,7 @@ CHUNK_FIELDS = {"loss_initial": np.float64, "loss_final": np.float64, "diverged_
 """What every chunk holds, beside the problem's readout columns (float64)."""
 
 
-def _cache_key(problem: MetaProblem, alphas, betas, s: _Settings, chunk_size: int) -> dict:
+def _cache_key(problem: MetaProblem, grid_a, grid_b, seeds, s: _Settings, chunk_size: int) -> dict:
     """Everything a chunk's numbers depend on (see :mod:`mamlpaper.cache`): a change anywhere misses."""
     first_tasks = problem.sample_tasks(torch.Generator().manual_seed(s.seed))
     return {
@@ -333,13 +361,14 @@ def _cache_key(problem: MetaProblem, alphas, betas, s: _Settings, chunk_size: in
         "data": {"identity": problem.data_identity, "first_tasks": cache.tensor_digest(list(first_tasks))},
         "readout": {"columns": list(problem.readout.columns),
                     "compute": cache.callable_identity(problem.readout.compute, name="readout.compute")},
-        "alphas": alphas.tolist(),
-        "betas": betas.tolist(),
+        "alphas": grid_a.tolist(),
+        "betas": grid_b.tolist(),
         "iterations": s.iterations,
         "variant": s.variant,
         "optimizer": s.optimizer,
         "steps": s.steps,
         "seed": s.seed,
+        "seeds": None if seeds is None else list(seeds),
         "dtype": str(s.dtype),
         "device": s.device.type,
         "divergence_threshold": s.divergence_threshold,
@@ -352,13 +381,19 @@ def _cache_key(problem: MetaProblem, alphas, betas, s: _Settings, chunk_size: in
 
 def run_sweep(
     problem: MetaProblem, alphas, betas, *, iterations: int, variant: str = "second",
-    optimizer: str = "sgd", steps: int = 1, seed: int = 0, dtype="float64", device="cpu",
+    optimizer: str = "sgd", steps: int = 1, seed: int = 0, seeds=None, dtype="float64", device="cpu",
     divergence_threshold: float = 1e8, chunk_size: int | None = None, memory_budget: float | None = None,
     cache_dir=None, progress: bool = True, cpu_tuning: bool = True,
 ) -> pd.DataFrame:
-    """Train every (α, β) of the grid; one row per configuration, α-major.
+    """Train every (α, β) of the grid; one row per configuration and seed, α-major, seed innermost.
 
-    Columns: alpha, beta, variant, optimizer, steps, iterations, loss_initial, loss_final,
+    ``seeds=None``: one run per configuration, from the problem's model with the task stream of
+    ``seed``. ``seeds`` (a count n, meaning 0…n-1, or a list of distinct integers): one run per
+    configuration and seed, each seed drawing its own θ0 (the problem's architecture initialised
+    by :func:`models.init_parameters` from that seed) and its own task stream; the runs of all
+    seeds share the batch. Reading them: :mod:`mamlpaper.stability`.
+
+    Columns: alpha, beta, seed, variant, optimizer, steps, iterations, loss_initial, loss_final,
     diverged, diverged_at (evaluation index, <NA> if never), unstable (diverged, or ended
     above its starting loss: slow growth along negative curvature is instability too),
     then the problem's readout columns (regression: output_spread, the std of the final model's
@@ -366,7 +401,7 @@ def run_sweep(
     diverged, and collapsed (the readout's rule: for regression, output_spread below
     ``COLLAPSE_TOLERANCE``, the model ended as a constant; never true for a diverged run).
 
-    ``chunk_size`` configurations train together (cached together); by default as many as
+    ``chunk_size`` runs train together (cached together); by default as many as
     ``memory_budget`` bytes hold (default :func:`memory.default_budget`: a share of the GPU's free
     memory or of RAM), measured from one step, at most ``MAX_CHUNK``; where configurations run
     one after another (convolutions on a CPU) ``LOOPED_CHUNK``.
@@ -376,9 +411,35 @@ def run_sweep(
     returning freed memory, the other 20 %). Every argument, and the problem's first meta-batch against
     its model, is checked before any training step.
     """
-    s = _check_settings(iterations, variant, optimizer, steps, seed, dtype, device, divergence_threshold)
     alphas = _checks.grid("alphas", alphas, allow_zero=True)
     betas = _checks.grid("betas", betas)
+    grid_a, grid_b = (g.ravel() for g in np.meshgrid(alphas, betas, indexing="ij"))
+    return _run_configs(problem, grid_a, grid_b, iterations=iterations, variant=variant, optimizer=optimizer,
+                        steps=steps, seed=seed, seeds=seeds, dtype=dtype, device=device,
+                        divergence_threshold=divergence_threshold, chunk_size=chunk_size,
+                        memory_budget=memory_budget, cache_dir=cache_dir, progress=progress, cpu_tuning=cpu_tuning)
+
+
+def run_cells(problem: MetaProblem, cells, **kwargs) -> pd.DataFrame:
+    """:func:`run_sweep` for a list of (α, β) cells instead of a grid (e.g. the marginal cells of a
+    map, rerun in float64); same keyword arguments, same table, rows in the order of ``cells``."""
+    cells = _checks.real_array("cells", cells)
+    if cells.ndim != 2 or cells.shape[1] != 2 or len(cells) == 0:
+        raise _checks.refuse("cells", cells, "cells must be a non-empty list of (alpha, beta) pairs")
+    _checks.grid("cells' alphas", np.unique(cells[:, 0]), allow_zero=True)
+    _checks.grid("cells' betas", np.unique(cells[:, 1]))
+    if len(np.unique(cells, axis=0)) != len(cells):
+        raise _checks.refuse("cells", cells, "cells must be distinct")
+    return _run_configs(problem, cells[:, 0].copy(), cells[:, 1].copy(), **kwargs)
+
+
+def _run_configs(
+    problem, grid_a, grid_b, *, iterations, variant="second", optimizer="sgd", steps=1, seed=0, seeds=None,
+    dtype="float64", device="cpu", divergence_threshold=1e8, chunk_size=None, memory_budget=None,
+    cache_dir=None, progress=True, cpu_tuning=True,
+) -> pd.DataFrame:
+    s = _check_settings(iterations, variant, optimizer, steps, seed, dtype, device, divergence_threshold)
+    seeds = _check_seeds(seeds, s.seed)
     if chunk_size is not None:
         chunk_size = _checks.integer("chunk_size", chunk_size, minimum=1)
     if memory_budget is not None:
@@ -388,14 +449,18 @@ def run_sweep(
     if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
         raise _checks.refuse("cache_dir", cache_dir, "cache_dir must be None or a path")
     _check_problem(problem, s)
+    if seeds is not None:
+        _initial_params(problem, s, seeds[0])
     if chunk_size is None:
         chunk_size = _chunk_size(problem, s, memory_budget or memory.default_budget(s.device))
-    grid_a, grid_b = (g.ravel() for g in np.meshgrid(alphas, betas, indexing="ij"))
+    run_seeds = np.array([s.seed] if seeds is None else seeds, dtype=np.int64)
+    grid_a, grid_b, grid_s = (np.repeat(grid_a, len(run_seeds)), np.repeat(grid_b, len(run_seeds)),
+                              np.tile(run_seeds, len(grid_a)))
     n = grid_a.size
     store = None
     fields = {**CHUNK_FIELDS, **{c: np.float64 for c in problem.readout.columns}}
     if cache_dir is not None:
-        store = cache.ChunkCache(cache_dir, _cache_key(problem, alphas, betas, s, chunk_size),
+        store = cache.ChunkCache(cache_dir, _cache_key(problem, grid_a, grid_b, seeds, s, chunk_size),
                                  label=f"{problem.name}-{s.variant}-{s.optimizer}")
     starts = range(0, n, chunk_size)
     chunks = {}
@@ -405,7 +470,8 @@ def run_sweep(
             stop = min(start + chunk_size, n)
             chunk = store.load(i, stop - start, fields) if store else None
             if chunk is None:
-                chunk = _run_chunk(problem, grid_a[start:stop], grid_b[start:stop], s, bar)
+                chunk = _run_chunk(problem, grid_a[start:stop], grid_b[start:stop],
+                                   None if seeds is None else grid_s[start:stop], s, bar)
                 if store:
                     store.save(i, chunk)
             else:
@@ -414,7 +480,7 @@ def run_sweep(
     merged = {k: np.concatenate([chunks[i][k] for i in range(len(starts))]) for k in chunks[0]}
     diverged = merged["diverged_at"] >= 0
     table = pd.DataFrame({
-        "alpha": grid_a, "beta": grid_b, "variant": s.variant, "optimizer": s.optimizer,
+        "alpha": grid_a, "beta": grid_b, "seed": grid_s, "variant": s.variant, "optimizer": s.optimizer,
         "steps": s.steps, "iterations": s.iterations,
         "loss_initial": merged["loss_initial"], "loss_final": merged["loss_final"],
         "diverged": diverged,
@@ -428,6 +494,23 @@ def run_sweep(
     return table
 
 
+def _check_seeds(seeds, seed: int) -> tuple[int, ...] | None:
+    """None, or the seeds as a tuple: a count n means 0…n-1; a list must hold distinct integers ≥ 0."""
+    if seeds is None:
+        return None
+    if seed != 0:
+        raise _checks.refuse("seed", seed, "seed and seeds exclude each other: with seeds, each seed draws its "
+                             "own θ0 and task stream; leave seed at 0")
+    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
+        return tuple(range(_checks.integer("seeds", seeds, minimum=1)))
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, (Sequence, np.ndarray)) or len(seeds) == 0:
+        raise _checks.refuse("seeds", seeds, "seeds must be None, a count >= 1, or a non-empty list of integers >= 0")
+    values = tuple(_checks.integer("seeds entry", v, minimum=0) for v in seeds)
+    if len(set(values)) != len(values):
+        raise _checks.refuse("seeds", seeds, "seeds must be distinct (a repeated seed is the same run twice)")
+    return values
+
+
 def _check_table(table, needed: Sequence[str]) -> None:
     if not isinstance(table, pd.DataFrame):
         raise _checks.refuse("table", table, "table must be a pandas DataFrame returned by run_sweep",
@@ -435,10 +518,11 @@ def _check_table(table, needed: Sequence[str]) -> None:
     for column in needed:
         if column not in table:
             raise ValueError(f"table lacks column {column!r}; pass a table returned by run_sweep")
-    duplicated = table.duplicated(["alpha", "beta"])
+    key = ["alpha", "beta"] + (["seed"] if "seed" in table else [])
+    duplicated = table.duplicated(key)
     if duplicated.any():
         row = table[duplicated].iloc[0]
-        raise ValueError(f"table has more than one row for alpha={row.alpha!r}, beta={row.beta!r}; "
+        raise ValueError(f"table has more than one row for {', '.join(f'{k}={row[k]!r}' for k in key)}; "
                          "pass one sweep's table")
 
 
@@ -447,25 +531,32 @@ def as_grid(table: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray, n
     _check_table(table, ("alpha", "beta"))
     if not isinstance(column, str) or column not in table:
         raise ValueError(f"column={column!r} is not in the table; available: {', '.join(table.columns)}")
+    if "seed" in table and table["seed"].nunique() > 1:
+        raise ValueError(f"table holds {table['seed'].nunique()} seeds and a map shows one: pass "
+                         "table[table.seed == s], or read them together with mamlpaper.stability")
     wide = table.pivot(index="beta", columns="alpha", values=column)
     return wide.columns.to_numpy(float), wide.index.to_numpy(float), wide.to_numpy()
 
 
-def measured_beta_critical(table: pd.DataFrame, *, exclude_collapsed: bool = False) -> pd.DataFrame:
-    """Per α, the largest β that did not diverge (NaN where every β diverged): the empirical β_c(α).
+READINGS = ("finite", "trained")
+"""How a run counts as stable when β_c is read off a map: "finite", the paper's reading (it did
+not diverge), or "trained" (neither unstable — non-finite, or ending above its starting loss —
+nor collapsed)."""
 
-    The paper's reading counts every run that stayed finite. With ``exclude_collapsed`` a run
-    must also have kept a non-constant model, i.e. have trained.
-    """
-    exclude_collapsed = _checks.flag("exclude_collapsed", exclude_collapsed)
-    _check_table(table, ("alpha", "beta", "diverged") + (("collapsed",) if exclude_collapsed else ()))
+
+def measured_beta_critical(table: pd.DataFrame, *, reading: str = "finite") -> pd.DataFrame:
+    """Per α (and per seed, in a table with a seed column), the largest β whose run counts as
+    stable under ``reading`` (NaN where none does): the empirical β_c(α)."""
+    reading = _checks.choice("reading", reading, READINGS)
+    _check_table(table, ("alpha", "beta", "diverged") + (("unstable", "collapsed") if reading == "trained" else ()))
     kept = ~table["diverged"].astype(bool)
-    if exclude_collapsed:
-        kept &= ~table["collapsed"].astype(bool)
-    kept = table[kept]
-    largest = kept.groupby("alpha")["beta"].max()
-    alphas = np.sort(table["alpha"].unique())
-    return pd.DataFrame({"alpha": alphas, "beta_c": largest.reindex(alphas).to_numpy(float)})
+    if reading == "trained":
+        kept &= ~table["unstable"].astype(bool) & ~table["collapsed"].astype(bool)
+    by = ["seed", "alpha"] if "seed" in table else ["alpha"]
+    largest = table[kept].groupby(by)["beta"].max()
+    every = table[by].drop_duplicates().sort_values(by)
+    index = pd.MultiIndex.from_frame(every) if len(by) > 1 else pd.Index(every["alpha"])
+    return every.reset_index(drop=True).assign(beta_c=largest.reindex(index).to_numpy(float))
 
 
 def paper_grid(low: float, high: float, mantissas: Sequence[int] = tuple(range(1, 10))) -> np.ndarray:

@@ -280,7 +280,7 @@ tables = {
 timings["Fig. 4a and 6a: the two sweeps"] = time.perf_counter() - start
 critical = {optimizer: sweep.measured_beta_critical(table).set_index("alpha")["beta_c"]
             for optimizer, table in tables.items()}
-trained = {optimizer: sweep.measured_beta_critical(table, exclude_collapsed=True).set_index("alpha")["beta_c"]
+trained = {optimizer: sweep.measured_beta_critical(table, reading="trained").set_index("alpha")["beta_c"]
            for optimizer, table in tables.items()}
 pd.DataFrame({
     optimizer: {"diverged": t.diverged.mean(), "median divergence iteration": t.diverged_at.dropna().median(),

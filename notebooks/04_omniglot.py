@@ -183,7 +183,7 @@ tables = {
 sweep_seconds = time.perf_counter() - start
 critical = {optimizer: sweep.measured_beta_critical(table).set_index("alpha")["beta_c"]
             for optimizer, table in tables.items()}
-trained = {optimizer: sweep.measured_beta_critical(table, exclude_collapsed=True).set_index("alpha")["beta_c"]
+trained = {optimizer: sweep.measured_beta_critical(table, reading="trained").set_index("alpha")["beta_c"]
            for optimizer, table in tables.items()}
 overview = pd.DataFrame({
     optimizer: {"runs": len(t), "diverged": int(t.diverged.sum()),

@@ -172,7 +172,7 @@ tables = {
 sweep_seconds = time.perf_counter() - start
 critical = {optimizer: sweep.measured_beta_critical(table).set_index("alpha")["beta_c"]
             for optimizer, table in tables.items()}
-trained = {optimizer: sweep.measured_beta_critical(table, exclude_collapsed=True).set_index("alpha")["beta_c"]
+trained = {optimizer: sweep.measured_beta_critical(table, reading="trained").set_index("alpha")["beta_c"]
            for optimizer, table in tables.items()}
 print(f"both sweeps: {sweep_seconds:.0f} s")
 pd.DataFrame({

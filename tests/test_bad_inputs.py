@@ -15,7 +15,8 @@ import pytest
 import torch
 from torch import nn
 
-from mamlpaper import bounds, diagnostics, hessian, maml, metaopt, models, pipeline, plotting, runtime, sweep, tasks
+from mamlpaper import bounds, diagnostics, hessian, maml, metaopt, models, pipeline, plotting, runtime, stability
+from mamlpaper import sweep, tasks
 from mamlpaper import symbolic as sym
 from mamlpaper.tasks import Tasks
 
@@ -133,6 +134,20 @@ CASES = [
     ("variant", lambda: BATCHED_META_GRADIENT(LOSS, "fomaml", 1)),
     ("steps", lambda: BATCHED_META_GRADIENT(LOSS, "first", np.float64(1))),
     # sweep.run_sweep
+    ("cells", lambda: sweep.run_cells(PROBLEM, [], iterations=2)),
+    ("cells", lambda: sweep.run_cells(PROBLEM, [0.1, 0.2], iterations=2)),
+    ("cells", lambda: sweep.run_cells(PROBLEM, [(0.1, 0.2), (0.1, 0.2)], iterations=2)),
+    ("cells' betas", lambda: sweep.run_cells(PROBLEM, [(0.1, 0.0)], iterations=2)),
+    ("cells' alphas", lambda: sweep.run_cells(PROBLEM, [(-0.1, 0.2)], iterations=2)),
+    ("iterations", lambda: sweep.run_cells(PROBLEM, [(0.1, 0.2)], iterations=0)),
+    ("seeds", lambda: run(seeds=0)),
+    ("seeds", lambda: run(seeds=True)),
+    ("seeds", lambda: run(seeds="3")),
+    ("seeds", lambda: run(seeds=[])),
+    ("seeds", lambda: run(seeds=[1, 1])),
+    ("seeds entry", lambda: run(seeds=[0, -1])),
+    ("seeds entry", lambda: run(seeds=[0, 1.5])),
+    ("seed", lambda: run(seed=2, seeds=3)),
     ("alphas", lambda: run(alphas=[])),
     ("alphas", lambda: run(alphas=[[0.1]])),
     ("alphas", lambda: run(alphas=[-1.0])),
@@ -199,8 +214,20 @@ CASES = [
     ("table", lambda: sweep.measured_beta_critical(TABLE.drop(columns="diverged"))),
     ("table", lambda: sweep.measured_beta_critical(TABLE.to_dict())),
     ("table", lambda: sweep.measured_beta_critical(pd.concat([TABLE, TABLE]))),
-    ("exclude_collapsed", lambda: sweep.measured_beta_critical(TABLE, exclude_collapsed="no")),
+    ("reading", lambda: sweep.measured_beta_critical(TABLE, reading="survived")),
+    ("table", lambda: sweep.as_grid(pd.concat([TABLE.assign(seed=0), TABLE.assign(seed=1)]), "beta")),
     ("column", lambda: sweep.as_grid(TABLE, "nope")),
+    # stability
+    ("failures", lambda: stability.wilson_interval(6, 5)),
+    ("failures", lambda: stability.wilson_interval(1.5, 5)),
+    ("z", lambda: stability.wilson_interval(1, 5, z=0.0)),
+    ("outcome", lambda: stability.failure_probability(TABLE, outcome="collapsed")),
+    ("table", lambda: stability.failure_probability(TABLE.drop(columns="seed"))),
+    ("table", lambda: stability.claim_ratios(TABLE[TABLE.alpha > 0])),
+    ("reading", lambda: stability.claim_ratios(TABLE, reading="all")),
+    ("ratios", lambda: stability.claim_summary("2.0")),
+    ("threshold", lambda: stability.claim_summary(stability.claim_ratios(TABLE), threshold=-1)),
+    ("table", lambda: stability.marginal_cells(TABLE.to_dict())),
     # tasks, models, metaopt, runtime, pipeline
     ("n_tasks", lambda: tasks.sinusoid(torch.Generator(), n_tasks=0)),
     ("n_support", lambda: tasks.sinusoid(torch.Generator(), n_support=2.5)),

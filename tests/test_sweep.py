@@ -1,4 +1,5 @@
 """The vmapped grid engine against per-config sequential runs, isolation of diverging configs, caching."""
+import copy
 import dataclasses
 
 import numpy as np
@@ -312,17 +313,18 @@ def test_a_model_that_ends_constant_is_collapsed_and_a_live_one_is_not():
     assert (table.output_spread.dropna() == 0).all()
 
 
-def test_measured_beta_critical_can_exclude_collapsed_runs():
+def test_measured_beta_critical_trained_reading_drops_collapsed_and_unstable_runs():
     table = pd.DataFrame({
-        "alpha": [0.1, 0.1, 0.1],
-        "beta": [1.0, 2.0, 3.0],
-        "diverged": [False, False, True],
-        "collapsed": [False, True, False],
+        "alpha": [0.1, 0.1, 0.1, 0.1],
+        "beta": [1.0, 2.0, 3.0, 4.0],
+        "diverged": [False, False, False, True],
+        "unstable": [False, False, True, True],
+        "collapsed": [False, True, False, False],
     })
-    assert sweep.measured_beta_critical(table).beta_c.iloc[0] == 2.0
-    assert sweep.measured_beta_critical(table, exclude_collapsed=True).beta_c.iloc[0] == 1.0
+    assert sweep.measured_beta_critical(table).beta_c.iloc[0] == 3.0
+    assert sweep.measured_beta_critical(table, reading="trained").beta_c.iloc[0] == 1.0
     with pytest.raises(ValueError, match="table lacks column 'collapsed'"):
-        sweep.measured_beta_critical(table.drop(columns="collapsed"), exclude_collapsed=True)
+        sweep.measured_beta_critical(table.drop(columns="collapsed"), reading="trained")
 
 
 def test_a_finite_loss_with_a_non_finite_gradient_is_diverged_at_once():
@@ -452,3 +454,85 @@ def test_chunks_keep_every_tensor_within_32_bit_indexing(monkeypatch):
     table = sweep.run_sweep(problem, ALPHAS, BETAS, iterations=3, memory_budget=2.5 * per_config, progress=False)
     pd.testing.assert_frame_equal(table, sweep.run_sweep(problem, ALPHAS, BETAS, iterations=3, progress=False),
                                   check_exact=False, rtol=1e-12)
+
+
+def alone(problem, seed):
+    """The reference for one seed of a seed-batched sweep: its θ0 and its stream, as a plain sweep."""
+    theta0 = models.init_parameters(copy.deepcopy(problem.model), torch.Generator().manual_seed(seed))
+    return dataclasses.replace(problem, model=theta0)
+
+
+@pytest.mark.parametrize("make, optimizer", [(sine_problem, "sgd"), (sine_problem, "adam"), (conv_problem, "sgd")],
+                         ids=["vmapped-sgd", "vmapped-adam", "looped-sgd"])
+def test_a_seed_batched_sweep_equals_each_seed_run_alone(make, optimizer):
+    problem = make()
+    alphas, betas = (ALPHAS, [0.01, 0.1, 40.0]) if optimizer == "sgd" else (ALPHAS, [0.001, 0.01])
+    if make is conv_problem:  # the loop is slow: fewer runs, same checks
+        alphas, betas = [0.0, 0.3], [0.01, 40.0]
+    seeds = [0, 3, 5]
+    kwargs = dict(iterations=4 if make is conv_problem else 8, steps=2, optimizer=optimizer, progress=False,
+                  chunk_size=4)
+    batched = sweep.run_sweep(problem, alphas, betas, seeds=seeds, **kwargs)
+    assert len(batched) == len(alphas) * len(betas) * len(seeds)
+    assert list(batched.seed[:3]) == seeds and list(batched.columns[:3]) == ["alpha", "beta", "seed"]
+    for seed in seeds:
+        own = batched[batched.seed == seed].reset_index(drop=True)
+        reference = sweep.run_sweep(alone(problem, seed), alphas, betas, seed=seed, **kwargs)
+        pd.testing.assert_frame_equal(own, reference, check_exact=False, rtol=1e-12, atol=1e-14)
+    first_losses = batched.groupby("seed").loss_initial.first()
+    assert first_losses.nunique() == len(seeds), "each seed must start from its own θ0 and data"
+    if optimizer == "sgd" and make is sine_problem:  # cross-entropy stays finite at β = 40
+        assert batched.loc[batched.beta == 40.0, "diverged"].any()
+
+
+def test_seeds_count_means_the_first_n_and_seed_s_is_the_problems_seed_s():
+    problem = problems.sinusoid(seed=0, n_tasks=3)
+    small = dict(iterations=2, progress=False)
+    counted = sweep.run_sweep(problem, [0.01], [0.1], seeds=2, **small)
+    listed = sweep.run_sweep(problem, [0.01], [0.1], seeds=[0, 1], **small)
+    pd.testing.assert_frame_equal(counted, listed)
+    own = sweep.run_sweep(problems.sinusoid(seed=1, n_tasks=3), [0.01], [0.1], seed=1, **small)
+    pd.testing.assert_frame_equal(listed[listed.seed == 1].reset_index(drop=True), own)
+
+
+def test_a_diverging_seed_leaves_the_other_seeds_bit_identical():
+    base = sine_problem(4)
+
+    def sample(generator):  # seed 1's data is 1e5 times larger: its loss starts above the threshold
+        tasks = base.sample_tasks(generator)
+        scale = 1e5 if generator.initial_seed() == 1 else 1.0
+        return Tasks(tasks.x_support, scale * tasks.y_support, tasks.x_query, scale * tasks.y_query)
+
+    problem = dataclasses.replace(base, sample_tasks=sample)
+    kwargs = dict(iterations=15, progress=False)
+    with_bad = sweep.run_sweep(problem, [0.05, 0.1], [0.05, 0.2], seeds=[0, 1, 2], **kwargs)
+    without = sweep.run_sweep(problem, [0.05, 0.1], [0.05, 0.2], seeds=[0, 2], **kwargs)
+    assert with_bad.loc[with_bad.seed == 1, "diverged"].all()
+    assert not with_bad.loc[with_bad.seed != 1, "diverged"].any()
+    kept = with_bad[with_bad.seed != 1].reset_index(drop=True)
+    assert np.array_equal(kept.loss_final.to_numpy(), without.loss_final.to_numpy())
+    assert np.array_equal(kept.output_spread.to_numpy(), without.output_spread.to_numpy())
+
+
+def test_measured_beta_critical_is_read_per_seed():
+    table = pd.DataFrame({
+        "alpha": [0.0, 0.0, 0.0, 0.0, 0.1, 0.1, 0.1, 0.1],
+        "beta": [1.0, 1.0, 2.0, 2.0] * 2,
+        "seed": [0, 1] * 4,
+        "diverged": [False, False, False, True, True, False, True, True],
+    })
+    read = sweep.measured_beta_critical(table)
+    assert list(read.columns) == ["seed", "alpha", "beta_c"]
+    assert read.set_index(["seed", "alpha"]).beta_c.to_dict() == pytest.approx(
+        {(0, 0.0): 2.0, (0, 0.1): np.nan, (1, 0.0): 1.0, (1, 0.1): 1.0}, nan_ok=True)
+
+
+def test_run_cells_equals_the_same_cells_of_a_grid():
+    problem = sine_problem(3)
+    kwargs = dict(iterations=6, steps=1, seeds=[1, 2], progress=False)
+    grid = sweep.run_sweep(problem, ALPHAS, BETAS, **kwargs)
+    cells = [(0.3, 40.0), (0.0, 0.01), (0.05, 0.1)]
+    some = sweep.run_cells(problem, cells, **kwargs)
+    assert list(zip(some.alpha, some.beta))[::2] == cells
+    expected = pd.concat([grid[(grid.alpha == a) & (grid.beta == b)] for a, b in cells]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(some, expected, check_exact=False, rtol=1e-12, atol=1e-14)
