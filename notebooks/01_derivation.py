@@ -14,7 +14,8 @@
 # simplification (Eq. 3–7), the Hessian of the simplified loss (Appendix B), the
 # eigen-decomposition argument that gives α_c and β_c(α) (Eq. 9–19), the three curvature
 # models that the paper's single formula hides, the multi-task condition (Eq. 23–26) and the
-# majorization argument of Appendix D. Every step is checked by an `assert`, symbolically
+# majorization argument of Appendix D, which we find does not reach its conclusion (with a
+# counterexample and a corrected condition). Every step is checked by an `assert`, symbolically
 # where SymPy can, on random matrices where it cannot. It ends with Fig. 2.
 #
 # The expressions are built by `mamlpaper.symbolic`; the numbers the other notebooks use come
@@ -29,14 +30,16 @@ figures_dir: str = "figures"  # where PNG + PDF go, relative to the repository r
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import sympy as sp
-from IPython.display import display
+from IPython.display import Math, display
 
-from mamlpaper import bounds, plotting, runtime
+from mamlpaper import appendix_d, bounds, plotting, runtime
 from mamlpaper import symbolic as sym
 from mamlpaper.symbolic import alpha, beta, lam
 
 runtime.check_profile(profile)
+plotting.use_style()
 figures_path = runtime.resolve_path(figures_dir)
 rng = np.random.default_rng(seed)
 n_trials = {"smoke": 3, "default": 20, "paper": 200}[profile]
@@ -345,6 +348,280 @@ for _ in range(n_trials):
 assert not sym.is_majorized(np.linalg.eigvalsh(A)[::-1] + np.linalg.eigvalsh(B)[::-1], spectrum)
 
 # %% [markdown]
+# ### Appendix D does not reach its conclusion
+#
+# From the majorization the appendix goes on to a condition on α (Eq. 49) and a bound on β
+# (Eq. 51). Its steps, with λ_i = λ(H)_i and t_i = λ(Tg)_i both sorted descending (Eq. 41) and
+# k the number of eigenvalues of H that are not (assumed) zero:
+#
+# * Eq. 42–44: partial sums of the majorization; with the top k eigenvalues of A, Tg and A + B
+#   each assumed about equal, term by term: λ(A + B)_i ≥ λ(A)_i − αt_i for i ≤ k;
+# * Eq. 45: hence λ(H − αH²)_i − αt_i > 0 *for every i* is sufficient for a minimum;
+# * Eq. 46: with λ_i = 0 for i > k the tail reads αt_i < 0;
+# * Eq. 47: λ(H − αH²)_i = λ_i − αλ_i² is replaced by λ_i − αλ(H)²_min;
+# * Eq. 48: rearranged; Eq. 49: λ(H)_min = 0, leaving λ_i − αt_i > 0 for i ≤ k and t_i < 0 below;
+# * Eq. 50–51: β < 2/(λ_i − αt_i).
+#
+# The same steps as SymPy relations (`mamlpaper.appendix_d.paper_steps`), and what holds
+# between them:
+
+# %%
+steps = appendix_d.paper_steps()
+for label, relation in steps.items():
+    display(Math(rf"\text{{Eq. {label}:}}\quad {sp.latex(relation)}"))
+margin = {label: relation.gts - relation.lts for label, relation in steps.items()}  # each relation is margin > 0
+lam_i, lam_min, t_i = appendix_d.lam_i, appendix_d.lam_min, appendix_d.t_i
+
+assert sp.expand(margin["46, i > k"] - margin["45"].subs(lam_i, 0)) == 0  # Eq. 46: Eq. 45 where λ_i = 0
+assert sp.expand(margin["48"] - margin["47"]) == 0  # Eq. 48 only rearranges Eq. 47
+assert sp.expand(margin["49"] - margin["48"].subs(lam_min, 0)) == 0  # Eq. 49 is Eq. 48 at λ_min = 0
+assert sp.expand(margin["51"] - (2 / margin["49"] - beta)) == 0  # Eq. 51: β times Eq. 49's margin below 2
+
+gap = sp.factor(margin["47"] - margin["45"])
+display(sp.Eq(sp.Symbol("margin_47 - margin_45"), gap))
+assert sp.expand(gap - alpha * (lam_i - lam_min) * (lam_i + lam_min)) == 0
+excess = sp.Symbol("s", nonnegative=True)
+assert sp.factor(gap.subs(lam_i, lam_min + excess)).is_nonnegative is True  # λ_i ≥ λ_min ≥ 0
+
+# %% [markdown]
+# Eq. 47's margin exceeds Eq. 45's by α(λ_i² − λ_min²) ≥ 0: Eq. 45 implies Eq. 47, not the
+# other way round. The appendix needs Eq. 47 ⇒ Eq. 45 (the *new* condition must be the stronger
+# one), so from Eq. 47 on, the H² term that sets α_c = 1/λ_max in Section 3 is gone: for the top
+# k eigenvalues Eq. 49 asks λ_i > αt_i, no limit on α at all when Tg is small. At the point
+# λ_i = 2, λ_min = 0, t_i = 0, α = 3/4 the steps disagree:
+
+# %%
+point = {lam_i: 2, lam_min: 0, t_i: 0, alpha: sp.Rational(3, 4), beta: sp.Rational(1, 2)}
+verdicts = {label: relation.subs(point) for label, relation in steps.items() if "i > k" not in label}
+display(verdicts)
+assert verdicts == {"45": sp.false, "47": sp.true, "48": sp.true, "49": sp.true, "51": sp.true}
+
+# %% [markdown]
+# #### The counterexample
+#
+# H = diag(2, 0), Tg = diag(0, −10⁻³), α = 0.75. Its spectra meet every assumption of the
+# appendix exactly: λ(H)_min = 0, k = 1 (so "the top k eigenvalues are about equal" is true and
+# Eq. 43 is Weyl's inequality, no approximation), and the d − k = 1 smallest eigenvalue of Tg is
+# negative. Eq. 49 admits it and Eq. 51 allows β < 1. But H − α(Tg + H²) = diag(−1, 7.5·10⁻⁴):
+# θ* is a saddle, and meta-gradient descent θ ← θ − β(H − α(Tg + H²))θ with β = 0.5 multiplies
+# the first coordinate by 1 + 0.5 = 1.5 at every step. Eq. 46–49 write the tail as "k ≤ i ≤ d",
+# which also asks t_1 < 0; Tg = −10⁻³·I meets that reading too and fails the same way.
+
+# %%
+ce_hess, ce_tg, ce_alpha, ce_beta = np.diag([2.0, 0.0]), np.diag([0.0, -1e-3]), 0.75, 0.5
+ce_steps = 200
+theta0 = np.ones(2) / np.sqrt(2)
+ce_spectrum = np.linalg.eigvalsh(sym.curvature_matrix(ce_hess, ce_alpha, ce_tg))
+ce_norms = appendix_d.meta_gd_norms(ce_hess, ce_tg, ce_alpha, ce_beta, theta0, ce_steps)
+literal_tg = -1e-3 * np.eye(2)
+display({"Eq. 49 admits": bool(appendix_d.paper_condition(ce_hess, ce_tg, ce_alpha)),
+         "Eq. 51 bound": float(appendix_d.paper_beta_bound(ce_hess, ce_tg, ce_alpha)),
+         "eigenvalues of H − α(Tg + H²)": ce_spectrum,
+         f"‖θ_{ce_steps}‖ / ‖θ_0‖": ce_norms[-1] / ce_norms[0]})
+
+assert appendix_d.paper_condition(ce_hess, ce_tg, ce_alpha)
+assert not appendix_d.paper_condition(ce_hess, ce_tg, ce_alpha, equation="45")
+assert appendix_d.paper_beta_bound(ce_hess, ce_tg, ce_alpha) == 1.0 and ce_beta < 1.0
+assert np.allclose(ce_spectrum, [-1.0, 7.5e-4])
+assert ce_norms[-1] / ce_norms[0] > 1e30 and np.isclose(ce_norms[-1] / ce_norms[-2], 1.5)
+assert appendix_d.paper_condition(ce_hess, literal_tg, ce_alpha, inclusive=True)
+assert 0.5 < appendix_d.paper_beta_bound(ce_hess, literal_tg, ce_alpha, inclusive=True)
+assert np.linalg.eigvalsh(sym.curvature_matrix(ce_hess, ce_alpha, literal_tg))[0] < -0.99
+
+# %% [markdown]
+# #### A second gap: Eq. 45 for i > k
+#
+# Eq. 42–44 establish the term-by-term bound for the top k eigenvalues only; Eq. 45 asks it for
+# every i. It fails in the tail, where λ(A + B)_d ≥ λ(A)_d + λ_min(B) is all Weyl gives, not
+# λ(A)_d + λ_max(B). A positive eigenvalue of Tg on the null space of H makes θ* a saddle at any
+# α > 0, and Eq. 45 and 49 still admit it as long as the d − k *smallest* eigenvalues of Tg are
+# negative: H = diag(1, 0), Tg = diag(−0.1, 0.1), α = 0.3 (k = 1, so every assumption of the
+# appendix holds again). Read literally ("k ≤ i ≤ d"), Eq. 49 also asks t_k < 0; then this needs
+# k ≥ 2 and top eigenvalues of Tg that differ, which Eq. 43 assumes away.
+
+# %%
+tail_hess, tail_tg, tail_alpha = np.diag([1.0, 0.0]), np.diag([-0.1, 0.1]), 0.3
+tail_beta = 0.5 * float(appendix_d.paper_beta_bound(tail_hess, tail_tg, tail_alpha))
+tail_norms = appendix_d.meta_gd_norms(tail_hess, tail_tg, tail_alpha, tail_beta, theta0, ce_steps)
+assert appendix_d.paper_condition(tail_hess, tail_tg, tail_alpha)
+assert appendix_d.paper_condition(tail_hess, tail_tg, tail_alpha, equation="45")
+assert np.isclose(np.linalg.eigvalsh(sym.curvature_matrix(tail_hess, tail_alpha, tail_tg))[0], -0.03)
+assert tail_norms[-1] > 100 * tail_norms[0]
+
+# %% [markdown]
+# #### What holds instead
+#
+# Weyl's inequality for symmetric A and B, λ_i(A) + λ_min(B) ≤ λ_i(A + B) ≤ λ_i(A) + λ_max(B),
+# with A = H − αH² (eigenvalues c_i = λ_i − αλ_i², Section 3) and B = −αTg (λ_min(B) =
+# −αλ_max(Tg), λ_max(B) = −αλ_min(Tg)), puts every eigenvalue of H̃ = H − α(Tg + H²) in
+#
+#   [min_i c_i − αλ_max(Tg),  max_i c_i − αλ_min(Tg)].
+#
+# H̃ is symmetric, so meta-GD moves each of its eigenvectors independently (Eq. 15–18 with H̃'s
+# eigenvalues in place of c) and converges iff they all lie in (0, 2/β). Hence, sufficient:
+#
+# * θ* is a strict minimum if min_i(λ_i − αλ_i²) > αλ_max(Tg);
+# * meta-GD then converges for every β < 2/(max_i(λ_i − αλ_i²) − αλ_min(Tg)).
+#
+# Both ends move by at most α‖Tg‖₂, so min_i c_i > α‖Tg‖₂ and β < 2/(max_i c_i + α‖Tg‖₂) is a
+# simpler (stronger) sufficient condition. With Tg = 0 both reduce to Section 3's Eq. 10 and 19.
+# The counterexample fails it (min_i c_i = −1). At α = 0.25 the same H and Tg give a minimum that
+# it cannot certify (λ_max(Tg) = 0 on the null space of H: it is only sufficient), while
+# Tg = −10⁻³·I passes it.
+
+# %%
+corrected = appendix_d.corrected_steps()
+display(corrected["condition"], corrected["beta"])
+no_tg = {appendix_d.t_max: 0, appendix_d.t_min: 0, appendix_d.lam_i: lam}
+assert sp.simplify(corrected["lower"].subs(no_tg) - sym.curvature_expr("simplified")) == 0
+assert sp.simplify(corrected["upper"].subs(no_tg) - sym.curvature_expr("simplified")) == 0
+assert sp.simplify(2 / corrected["upper"].subs(no_tg) - beta_c) == 0
+
+assert not appendix_d.corrected_condition(ce_hess, ce_tg, ce_alpha)
+assert not appendix_d.corrected_condition(tail_hess, tail_tg, tail_alpha)
+safe_alpha = 0.25
+assert not appendix_d.corrected_condition(ce_hess, ce_tg, safe_alpha)  # only sufficient: λ_max(Tg) = 0 ...
+assert np.all(np.linalg.eigvalsh(sym.curvature_matrix(ce_hess, safe_alpha, ce_tg)) > 0)  # ... yet a minimum
+safe_beta = 0.9 * float(appendix_d.corrected_beta_bound(ce_hess, literal_tg, safe_alpha))
+assert appendix_d.corrected_condition(ce_hess, literal_tg, safe_alpha) and safe_beta > 0
+safe_norms = appendix_d.meta_gd_norms(ce_hess, literal_tg, safe_alpha, safe_beta, theta0, ce_steps)
+assert np.all(np.diff(safe_norms) < 0)
+
+for _ in range(n_trials):
+    hess = sym.random_symmetric(rng, 5)
+    tg = 0.3 * sym.random_symmetric(rng, 5)
+    a = rng.uniform(0.0, 0.5)
+    lower, upper = appendix_d.weyl_interval(hess, tg, a)
+    spectrum = np.linalg.eigvalsh(sym.curvature_matrix(hess, a, tg))
+    assert lower - 1e-12 <= spectrum.min() and spectrum.max() <= upper + 1e-12
+
+# %% [markdown]
+# #### On random instances
+#
+# How often does the paper's condition admit a diverging run, and does the corrected one ever?
+# `appendix_d.random_instances` draws problems that meet the appendix's assumptions exactly
+# (H positive semi-definite of rank k < d with λ_i = 0 below, d = 4; Tg small beside H², its
+# eigenvalues in [−1, 0.5]·s with s between 10⁻³ and 0.3 of λ_max; α uniform in (0, 1.5/λ_max)).
+# Each instance is run at β = u × the bound it is tested against, u uniform in (0, 1): a user who
+# follows the bound. "Unstable" is ρ(I − βH̃) ≥ 1: meta-GD does not converge from every start.
+# The corrected condition is also tried on a general family (any symmetric H and Tg).
+
+# %%
+n_instances = {"smoke": 2000, "default": 20000, "paper": 200000}[profile]
+r_hess, r_tg, r_alpha = appendix_d.random_instances(rng, n_instances, dim=4)
+u = rng.uniform(size=n_instances)
+r_lmax = np.linalg.eigvalsh(r_hess)[:, -1]
+is_minimum = np.linalg.eigvalsh(sym.curvature_matrix(r_hess, r_alpha[:, None, None], r_tg))[:, 0] > 0
+eq45 = appendix_d.paper_condition(r_hess, r_tg, r_alpha, equation="45")
+
+
+def unstable_admitted(hess, tg, alphas, admitted, bound):
+    """Which admitted instances do not converge at β = u × bound."""
+    radius = appendix_d.spectral_radius(hess, tg, alphas, np.where(admitted, u * bound, 1.0))
+    return admitted & (radius >= 1)
+
+
+rows, unstable = {}, {}
+for reading, inclusive in [("Eq. 49, tail i > k (prose)", False), ("Eq. 49, tail k ≤ i (literal)", True)]:
+    admitted = appendix_d.paper_condition(r_hess, r_tg, r_alpha, inclusive=inclusive)
+    bound = appendix_d.paper_beta_bound(r_hess, r_tg, r_alpha, inclusive=inclusive)
+    bad = unstable_admitted(r_hess, r_tg, r_alpha, admitted, bound)
+    unstable[reading] = bad
+    rows[reading] = {"admitted": admitted.sum(), "unstable": bad.sum(), "unstable / admitted": bad.sum() / admitted.sum(),
+                     "of which α > 1/λ_max": (bad & (r_alpha * r_lmax > 1)).sum(),
+                     "of which Eq. 45 rejects (H² step)": (bad & ~eq45).sum(),
+                     "of which Eq. 45 admits (tail)": (bad & eq45).sum(),
+                     "of which a minimum (β too large)": (bad & is_minimum).sum()}
+corrected_admitted = appendix_d.corrected_condition(r_hess, r_tg, r_alpha)
+corrected_bad = unstable_admitted(r_hess, r_tg, r_alpha, corrected_admitted,
+                                  appendix_d.corrected_beta_bound(r_hess, r_tg, r_alpha))
+rows["corrected (Weyl)"] = {"admitted": corrected_admitted.sum(), "unstable": corrected_bad.sum(),
+                            "unstable / admitted": corrected_bad.sum() / corrected_admitted.sum()}
+g_hess, g_tg, g_alpha = appendix_d.random_instances(rng, n_instances, dim=4, family="general")
+g_admitted = appendix_d.corrected_condition(g_hess, g_tg, g_alpha)
+g_bad = unstable_admitted(g_hess, g_tg, g_alpha, g_admitted, appendix_d.corrected_beta_bound(g_hess, g_tg, g_alpha))
+rows["corrected (Weyl), general H, Tg"] = {"admitted": g_admitted.sum(), "unstable": g_bad.sum(),
+                                           "unstable / admitted": g_bad.sum() / g_admitted.sum()}
+appendix_d_table = pd.DataFrame(rows).T
+appendix_d_table
+
+# %% [markdown]
+# A search over two-dimensional draws (`appendix_d.find_counterexample`: of the draws Eq. 49
+# admits, run at half Eq. 51's bound, the one whose meta-GD grows fastest) finds one unaided:
+
+# %%
+found = appendix_d.find_counterexample(rng, count=n_instances // 4, dim=2)
+found_radius = float(appendix_d.spectral_radius(found.hess, found.tg, found.alpha, found.beta))
+display({"λ(H)": np.linalg.eigvalsh(found.hess), "λ(Tg)": np.linalg.eigvalsh(found.tg), "α": found.alpha,
+         "α·λ_max": found.alpha * np.linalg.eigvalsh(found.hess)[-1], "β": found.beta,
+         "λ(H − α(Tg + H²))": np.linalg.eigvalsh(sym.curvature_matrix(found.hess, found.alpha, found.tg)),
+         "ρ(I − βH̃)": found_radius, "Eq. 45 admits": bool(appendix_d.paper_condition(found.hess, found.tg, found.alpha,
+                                                                                    equation="45"))})
+assert appendix_d.paper_condition(found.hess, found.tg, found.alpha) and found_radius > 1
+assert not appendix_d.corrected_condition(found.hess, found.tg, found.alpha)
+
+# %% [markdown]
+# The three runs of meta-GD side by side: the counterexample at β = 0.5 (half Eq. 51's bound),
+# the tail counterexample at half Eq. 51's bound, and H = diag(2, 0), Tg = −10⁻³·I at α = 0.25,
+# where the corrected condition holds, at 0.9 × the corrected bound (its slow mode has
+# eigenvalue 2.5·10⁻⁴, so it converges slowly, but it converges).
+
+# %%
+fig, ax = plt.subplots()
+ax.set_yscale("log")
+steps_axis = np.arange(ce_steps + 1)
+ax.plot(steps_axis, ce_norms / ce_norms[0], color="C3", label=f"counterexample, β = {ce_beta:g} (Eq. 49, 51 hold)")
+ax.plot(steps_axis, tail_norms / tail_norms[0], color="C1", label=f"tail case, β = {tail_beta:.2f} (Eq. 49, 51 hold)")
+ax.plot(steps_axis, safe_norms / safe_norms[0], color="C0", label=f"Tg = −1e-3·I, α = {safe_alpha:g}, β = {safe_beta:.2f} (corrected)")
+ax.set_xlabel("meta-iteration t")
+ax.set_ylabel(r"$\|\theta_t\| / \|\theta_0\|$")
+ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5))
+paths = plotting.save(fig, "appendix_d_meta_gd", figures_path)
+assert all(p.exists() and p.stat().st_size > 0 for p in paths)
+
+# %%
+prose, literal = unstable["Eq. 49, tail i > k (prose)"], unstable["Eq. 49, tail k ≤ i (literal)"]
+assert corrected_bad.sum() == 0 and g_bad.sum() == 0  # the corrected condition never admits an unstable instance
+assert corrected_admitted.sum() > 0 and g_admitted.sum() > 0  # ... and it is not empty
+assert rows["Eq. 49, tail i > k (prose)"]["unstable / admitted"] > 0.2
+assert rows["Eq. 49, tail k ≤ i (literal)"]["unstable / admitted"] > 0.2
+assert (prose & ~eq45).any() and (literal & ~eq45).any()  # failures of the H² step under both readings
+assert (prose & eq45).any()  # and of Eq. 45 itself in the tail
+assert not (corrected_admitted & ~is_minimum).any()
+
+# %% [markdown]
+# So Appendix D's conclusion is wrong, and not by a matter of approximation. The asserts above
+# check the qualitative facts; the numbers quoted here are those of seed 0 with the default
+# profile (20 000 draws; the table above has the ones for the parameters this notebook ran with).
+#
+# * **The step that fails is Eq. 46 → 47.** It replaces λ_i − αλ_i² by λ_i − αλ(H)²_min, which is
+#   larger, so Eq. 49 follows from the condition it should imply. The H² term — the one that
+#   gives α_c = 1/λ_max in the main text — disappears, and Eq. 49 admits any α when Tg is small.
+#   The counterexample H = diag(2, 0), Tg = diag(0, −10⁻³), α = 0.75 meets Eq. 49 and every
+#   assumption of the appendix exactly, yet H − α(Tg + H²) has the eigenvalue −1, and meta-GD at
+#   β = 0.5, half Eq. 51's bound of 1, grows by 1.5 per step: ‖θ_200‖/‖θ_0‖ = 1.2·10³⁵.
+# * **Eq. 45 is not established for i > k** either: with a positive eigenvalue of Tg on the null
+#   space of H, θ* is a saddle for every α > 0, and Eq. 45 and 49 admit it (H = diag(1, 0),
+#   Tg = diag(−0.1, 0.1), α = 0.3: eigenvalue −0.03).
+# * **The search found its own counterexample** at the H² step (Eq. 45 rejects it) with
+#   α·λ_max = 0.70 < 1: once Tg is kept, dropping αλ_i² matters below 1/λ_max too.
+# * **On random instances that meet the appendix's assumptions**, more than half of what Eq. 49
+#   admits does not converge at a β below Eq. 51's bound: 9 388 of 16 496 (57 %) with the tail
+#   read as the prose says, 4 980 of 11 160 (45 %) read literally. 5 492 and 3 630 of them fail
+#   at the H² step (Eq. 45 rejects them), 3 896 and 1 350 in the tail; 5 417 and 3 608 have
+#   α > 1/λ_max, which Eq. 49 no longer sees. In every one of them θ* is not a minimum at all.
+#   Eq. 51 on its own (a minimum, β too large) never failed here, though it is not sound either:
+#   Eq. 50 asks β·(a lower bound of λ(H̃)_i) < 2 where β·λ(H̃)_i < 2 is needed, and the tail's
+#   curvature −αλ(Tg)_i is left out, so it can fail when Tg is not small.
+# * **The corrected condition** — min_i(λ_i − αλ_i²) > αλ_max(Tg), β < 2/(max_i(λ_i − αλ_i²) −
+#   αλ_min(Tg)) — follows from Weyl's inequality in one line and never admitted an unstable
+#   instance: 0 of 2 726 admitted on the appendix's family, 0 of 5 222 on general symmetric H and
+#   Tg. It is a sufficient condition and a conservative one: where H is singular, as the appendix
+#   assumes, it asks for λ_max(Tg) < 0 and misses minima such as the one at α = 0.25 above. What
+#   the appendix wanted to show — that a small Tg moves the conditions of Section 3 only a
+#   little — holds in this form: by α‖Tg‖₂ at most, at each end of the spectrum.
+
+# %% [markdown]
 # ## Fig. 2: β_c(α) for five eigenvalues
 #
 # Each eigenvalue λ_i has its own curve 2/(λ_i − αλ_i²), diverging at α = 1/λ_i. β must lie
@@ -369,7 +646,6 @@ assert np.allclose(envelope[admissible], np.nanmin(np.stack(curves), axis=0)[adm
 assert np.all(envelope[fig2_alphas > fig2_alpha_c] == 0.0)
 assert np.isclose(envelope[admissible][-1], curves[3][admissible][-1])  # λ_3 sets β_c next to α_c
 
-plotting.use_style()
 fig, ax = plt.subplots()
 ax.set_yscale("log")
 ax.set_xlim(0.0, fig2_alphas[-1])

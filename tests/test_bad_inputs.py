@@ -15,8 +15,8 @@ import pytest
 import torch
 from torch import nn
 
-from mamlpaper import bounds, diagnostics, hessian, maml, metaopt, models, pipeline, plotting, runtime, stability
-from mamlpaper import sweep, tasks
+from mamlpaper import appendix_d, bounds, diagnostics, hessian, maml, metaopt, models, pipeline, plotting, runtime
+from mamlpaper import stability, sweep, tasks
 from mamlpaper import symbolic as sym
 from mamlpaper.tasks import Tasks
 
@@ -321,6 +321,30 @@ CASES = [
     ("expr", lambda: sym.linear_coefficient(sym.theta + 1, sym.theta)),
     ("x", lambda: sym.is_majorized([1.0, 2.0], [1.0])),
     ("x", lambda: sym.is_majorized(["a"], [1.0])),
+    # appendix_d
+    ("hess", lambda: appendix_d.paper_condition(np.ones((2, 3)), np.eye(2), 0.1)),
+    ("hess", lambda: appendix_d.paper_condition(np.array([[1.0, 2.0], [0.0, 1.0]]), np.eye(2), 0.1)),
+    ("hess", lambda: appendix_d.corrected_condition(np.ones(3), np.eye(3), 0.1)),
+    ("hess", lambda: appendix_d.weyl_interval([[1.0, np.nan], [np.nan, 1.0]], np.eye(2), 0.1)),
+    ("tg", lambda: appendix_d.paper_beta_bound(np.eye(2), np.eye(3), 0.1)),
+    ("tg", lambda: appendix_d.corrected_beta_bound(np.eye(2), "Tg", 0.1)),
+    ("alpha", lambda: appendix_d.paper_condition(np.eye(2), np.eye(2), -0.1)),
+    ("alpha", lambda: appendix_d.corrected_condition(np.eye(2), np.eye(2), True)),
+    ("alpha", lambda: appendix_d.weyl_interval(np.stack([np.eye(2)] * 3), np.stack([np.eye(2)] * 3), [0.1, 0.2])),
+    ("equation", lambda: appendix_d.paper_condition(np.eye(2), np.eye(2), 0.1, equation="47")),
+    ("equation", lambda: appendix_d.paper_condition(np.eye(2), np.eye(2), 0.1, equation=49)),
+    ("inclusive", lambda: appendix_d.paper_beta_bound(np.eye(2), np.eye(2), 0.1, inclusive="yes")),
+    ("threshold", lambda: appendix_d.paper_condition(np.eye(2), np.eye(2), 0.1, threshold=-1.0)),
+    ("beta", lambda: appendix_d.spectral_radius(np.eye(2), np.eye(2), 0.1, 0.0)),
+    ("beta", lambda: appendix_d.meta_gd_norms(np.eye(2), np.eye(2), 0.1, np.inf, np.ones(2), 3)),
+    ("theta0", lambda: appendix_d.meta_gd_norms(np.eye(2), np.eye(2), 0.1, 0.5, np.ones(3), 3)),
+    ("steps", lambda: appendix_d.meta_gd_norms(np.eye(2), np.eye(2), 0.1, 0.5, np.ones(2), 0)),
+    ("rng", lambda: appendix_d.random_instances(0, 10)),
+    ("count", lambda: appendix_d.random_instances(np.random.default_rng(0), 0)),
+    ("dim", lambda: appendix_d.random_instances(np.random.default_rng(0), 10, dim=1)),
+    ("family", lambda: appendix_d.random_instances(np.random.default_rng(0), 10, family="psd")),
+    ("fraction", lambda: appendix_d.find_counterexample(np.random.default_rng(0), fraction=1.0)),
+    ("count", lambda: appendix_d.find_counterexample(np.random.default_rng(0), count=2.5)),
     # plotting
     ("alphas", lambda: on_axes(lambda ax: plotting.stability_map(ax, [0.1, 0.1], [1.0], np.ones((1, 2))))),
     ("alphas", lambda: on_axes(lambda ax: plotting.stability_map(ax, [0.2, 0.1], [1.0], np.ones((1, 2))))),

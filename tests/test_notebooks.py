@@ -17,7 +17,7 @@ from mamlpaper.runtime import REPO_ROOT
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("[0-9]*.py"))
 FIGURES = {
-    "01_derivation": ["fig2_beta_critical"],
+    "01_derivation": ["fig2_beta_critical", "appendix_d_meta_gd"],
     "02_linear_regression": ["fig3_linear_regression", "fig3b_linear_regression_exact"],
     "03_sinusoid": ["fig1_gradient_norm", "fig5_tg_vs_h2", "fig4a_sinusoid_sgd", "fig6a_sinusoid_adam",
                     "fig4a_measured_beta_critical"],
