@@ -28,6 +28,8 @@ __all__ = [
     "use_style",
     "grid_edges",
     "stability_map",
+    "probability_map",
+    "seed_readings",
     "theory_curve",
     "alpha_line",
     "beta_line",
@@ -167,6 +169,55 @@ def stability_map(
     elif colorbar:
         ax.get_figure().colorbar(mesh, ax=ax, label=label)
     return mesh
+
+
+def probability_map(ax, alphas, betas, p, *, label="P(diverged) over seeds", colorbar=True) -> QuadMesh:
+    """Draw the fraction of seeds whose run failed, per cell, from 0 (white) to 1 (dark red), on
+    the same log axes and cell edges as :func:`stability_map`."""
+    x_edges = _edges(alphas, "alphas")
+    y_edges = _edges(betas, "betas")
+    v = _floats(p, "p")
+    if v.shape != (y_edges.size - 1, x_edges.size - 1):
+        raise ValueError(f"p has shape {v.shape}: must be (len(betas), len(alphas)) = "
+                         f"{(y_edges.size - 1, x_edges.size - 1)}")
+    if np.any((v < 0) | (v > 1)):
+        raise _checks.refuse("p", "values outside [0, 1]", "p holds probabilities, each in [0, 1]")
+    mesh = ax.pcolormesh(x_edges, y_edges, v, cmap="Reds", norm=Normalize(0.0, 1.0), shading="flat")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(x_edges[0], x_edges[-1])
+    ax.set_ylim(y_edges[0], y_edges[-1])
+    ax.set_xlabel("inner learning rate α")
+    ax.set_ylabel("meta learning rate β")
+    if colorbar:
+        ax.get_figure().colorbar(mesh, ax=ax, label=label)
+    return mesh
+
+
+def seed_readings(ax, readings, *, label, color="C0", marker="o"):
+    """Per-seed β_c(α) as points (a small horizontal jitter per seed, so equal readings stay
+    visible) with their median as a line, on log axes; α = 0 is left out (draw it with
+    :func:`beta_line`). ``readings``: columns seed, alpha, beta_c (``sweep.measured_beta_critical``)."""
+    import seaborn as sns
+
+    for column in ("seed", "alpha", "beta_c"):
+        if not hasattr(readings, "columns") or column not in readings.columns:
+            raise _checks.refuse("readings", readings, "readings must be a DataFrame with columns seed, alpha, "
+                                 "beta_c (sweep.measured_beta_critical)", shown=type(readings).__name__)
+    data = readings[(readings["alpha"] > 0) & np.isfinite(readings["beta_c"])].copy()
+    seeds = sorted(data["seed"].unique())
+    offsets = {seed: 1.0 + 0.06 * (i - (len(seeds) - 1) / 2) / max(len(seeds), 1) for i, seed in enumerate(seeds)}
+    data["jittered"] = data["alpha"] * data["seed"].map(offsets)
+    with _keep_limits(ax) if ax.has_data() else contextlib.nullcontext():
+        sns.scatterplot(data=data, x="jittered", y="beta_c", ax=ax, color=color, marker=marker, s=14,
+                        alpha=0.6, linewidth=0, legend=False)
+        median = data.groupby("alpha")["beta_c"].median()
+        (line,) = ax.plot(median.index, median.to_numpy(), color=color, label=label)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("inner learning rate α")
+    ax.set_ylabel("measured β_c(α)")
+    return line
 
 
 @contextlib.contextmanager

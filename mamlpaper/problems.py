@@ -1,6 +1,8 @@
 """The paper's experimental settings as ready-made :class:`~mamlpaper.sweep.MetaProblem`s."""
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from . import _checks, models, tasks
@@ -10,17 +12,27 @@ from .sweep import MetaProblem
 def linear_regression(seed: int = 0, n_points: int = 100) -> MetaProblem:
     """Section 5.1: one fixed task y = a·x + b, full batch, same data inner and outer.
 
-    θ0 and the task come from ``seed``; every iteration sees the same task, as in the paper.
+    θ0 comes from ``seed``; the task from the seed of the sweep's task stream (the same task at
+    every iteration, as in the paper), drawn as ``linear_regression(that seed)`` draws it, so a
+    sweep with ``seed=s`` trains the task of problem ``s``, and a seed-batched sweep trains one
+    data draw per seed. ``sample_tasks(None)`` is the task of ``seed``.
     """
     _checks.integer("seed", seed, minimum=0)
-    generator = torch.Generator().manual_seed(seed)
-    model = models.linear_model(generator).double()
-    task = tasks.linear_regression(generator, n_points)
+    _checks.integer("n_points", n_points, minimum=1)
+    model = models.linear_model(torch.Generator().manual_seed(seed)).double()
+
+    @functools.lru_cache(maxsize=64)
+    def task_of(data_seed: int) -> tasks.Tasks:
+        generator = torch.Generator().manual_seed(data_seed)
+        models.linear_model(generator)  # θ0's draws come first, as in every release before seeds
+        return tasks.linear_regression(generator, n_points)
+
     return MetaProblem(
         name="linear_regression",
         model=model,
-        sample_tasks=lambda _generator: task,
-        spec={"family": "linear_regression", "seed": seed, "n_points": n_points, "a_b_range": [0, 5], "x_range": [-5, 5]},
+        sample_tasks=lambda generator: task_of(seed if generator is None else generator.initial_seed()),
+        spec={"family": "linear_regression", "seed": seed, "n_points": n_points, "a_b_range": [0, 5],
+              "x_range": [-5, 5], "data": "drawn from the task stream's seed"},
     )
 
 

@@ -33,3 +33,22 @@ def resolve_path(path: str | os.PathLike) -> Path:
 def data_root() -> Path:
     """Where real datasets live: $MAMLPAPER_DATA, else data/ in the repository."""
     return resolve_path(os.environ.get("MAMLPAPER_DATA", "data"))
+
+
+def write_results(name: str, results: dict, directory: str | os.PathLike) -> Path:
+    """Write ``<directory>/<name>.json`` atomically: the numbers a notebook reports, which the
+    README quotes (a test compares them), beside the figures they belong to."""
+    import json
+
+    from .atomic import write_bytes
+
+    if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
+        raise _checks.refuse("name", name, "name must be a bare file stem such as '02_linear_regression'")
+    if not isinstance(results, dict):
+        raise _checks.refuse("results", results, "results must be a dict", shown=type(results).__name__)
+    try:
+        text = json.dumps(results, indent=1, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise _checks.refuse("results", results, f"results must be JSON without NaN or inf ({error})",
+                             shown="dict") from None
+    return write_bytes(resolve_path(directory) / f"{name}.json", (text + "\n").encode())

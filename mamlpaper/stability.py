@@ -52,6 +52,19 @@ def failure_probability(table: pd.DataFrame, *, outcome: str = "diverged") -> pd
     return cells
 
 
+def median_map(table: pd.DataFrame, column: str = "loss_final", *, outcome: str = "diverged") -> pd.DataFrame:
+    """Per cell, the median of ``column`` over the seeds whose run did not fail, where most did
+    not (NaN where most failed, so the cell is drawn as failed); columns alpha, beta, ``column``."""
+    outcome = _outcome(table, outcome)
+    if not isinstance(column, str) or column not in table:
+        raise ValueError(f"column={column!r} is not in the table; available: {', '.join(table.columns)}")
+    kept = table[~table[outcome].astype(bool)]
+    medians = kept.groupby(["alpha", "beta"])[column].median()
+    cells = failure_probability(table, outcome=outcome).set_index(["alpha", "beta"])
+    values = medians.reindex(cells.index).where(cells["p"] < 0.5)
+    return values.rename(column).reset_index()
+
+
 def claim_ratios(table: pd.DataFrame, *, reading: str = "finite") -> pd.DataFrame:
     """Per seed, the paper's claim statistic: β_c(0), the largest β_c(α) over α > 0, where, and their ratio.
 

@@ -323,9 +323,13 @@ def _run_chunk(problem: MetaProblem, alphas: np.ndarray, betas: np.ndarray, seed
     return {"loss_initial": loss_initial, "loss_final": loss_final, "diverged_at": diverged_at, **readouts}
 
 
-MAX_CHUNK = {"cpu": 128, "cuda": 4096}
-"""The largest batch of configurations: on the development CPU 256 ran slower than 128 (the
-activations leave the cache); a GPU gains from every configuration it can hold."""
+MAX_CHUNK = {"cpu": 16384, "cuda": 4096}
+"""The largest batch of runs (a bound on the per-chunk bookkeeping; memory bounds it first)."""
+CPU_CHUNK_BYTES = 2**29
+"""On a CPU, the most tensor memory one chunk's step may hold: 128 sinusoid configurations in
+float32 (3.9 MB each), the fastest chunk on the development CPU (256 ran slower: the activations
+leave the cache). Small models get many more runs per chunk: 5760 linear-regression runs
+(7 kB each) in one chunk took 83 s where chunks of 128 took over 5 minutes."""
 LOOPED_CHUNK = 8
 """Chunk size where configurations run one after another: memory does not grow with it, so it
 only sets how often a chunk is cached (how much an interruption loses)."""
@@ -341,6 +345,8 @@ def _chunk_size(problem: MetaProblem, s: _Settings, budget: float) -> int:
     pair = {k: v.expand(2, *v.shape).clone() for k, v in params.items()}
     alphas = torch.zeros(2, dtype=s.dtype, device=s.device)
     use = memory.footprint(lambda: _over_configs(meta_gradient, True)(pair, tasks, alphas))
+    if s.device.type == "cpu":
+        budget = min(budget, CPU_CHUNK_BYTES)
     by_memory = budget // max(use.peak_bytes / 2, 1.0)
     by_indexing = memory.INDEX_LIMIT // max(use.largest_elements // 2, 1)
     return int(max(1, min(MAX_CHUNK[s.device.type], by_memory, by_indexing)))
@@ -403,7 +409,7 @@ def run_sweep(
 
     ``chunk_size`` runs train together (cached together); by default as many as
     ``memory_budget`` bytes hold (default :func:`memory.default_budget`: a share of the GPU's free
-    memory or of RAM), measured from one step, at most ``MAX_CHUNK``; where configurations run
+    memory or of RAM; on a CPU at most ``CPU_CHUNK_BYTES``), measured from one step; where configurations run
     one after another (convolutions on a CPU) ``LOOPED_CHUNK``.
 
     ``cpu_tuning``: flush float denormals while training (up to 3× faster on CPU), put back as

@@ -74,3 +74,28 @@ def test_compare_precisions_says_which_cells_round_off_decided():
     assert cells.loc[(0.0, 2.0), "decided_by"] == "the problem"
     with pytest.raises(ValueError, match="high has a run that low lacks"):
         stability.compare_precisions(low, table_from({(0.5, 1.0): [0]}))
+
+
+def test_median_map_keeps_cells_where_most_seeds_survive():
+    table = table_from({(0.0, 1.0): [0, 0, 1], (0.0, 2.0): [1, 1, 0]})
+    table["loss_final"] = [1.0, 3.0, np.nan, np.nan, np.nan, 7.0]
+    cells = stability.median_map(table).set_index(["alpha", "beta"])["loss_final"]
+    assert cells[(0.0, 1.0)] == 2.0 and np.isnan(cells[(0.0, 2.0)])
+
+
+def test_probability_map_and_seed_readings_draw(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from mamlpaper import plotting, sweep
+
+    table = table_from({(a, b): [int(b > 2 + 10 * a), int(b > 1 + 10 * a)] for a in (0.0, 0.1, 0.2) for b in (1.0, 2.0, 3.0)})
+    cells = stability.failure_probability(table)
+    alphas, betas, p = sweep.as_grid(cells, "p")
+    fig, (left, right) = plt.subplots(1, 2)
+    mesh = plotting.probability_map(left, alphas[1:], betas, p[:, 1:])
+    assert mesh.get_array().max() <= 1.0
+    line = plotting.seed_readings(right, sweep.measured_beta_critical(table), label="median")
+    assert list(line.get_xdata()) == [0.1, 0.2] and list(line.get_ydata()) == [2.5, 3.0]
+    with pytest.raises(ValueError, match="^p="):
+        plotting.probability_map(left, alphas[1:], betas, p[:, 1:] + 1.5)
+    plt.close(fig)

@@ -430,7 +430,8 @@ def test_peak_bytes_counts_what_is_held_at_once_and_chunks_follow_the_budget():
         next(sweep._task_stream(problem, s)), torch.zeros(1, dtype=torch.float64)))
     assert sweep._chunk_size(problem, s, budget=3.5 * per_config) in (2, 3, 4)
     assert sweep._chunk_size(problem, s, budget=1.0) == 1
-    assert sweep._chunk_size(problem, s, budget=1e15) == sweep.MAX_CHUNK["cpu"]
+    assert sweep._chunk_size(problem, s, budget=1e15) == min(sweep.MAX_CHUNK["cpu"],
+                                                             int(sweep.CPU_CHUNK_BYTES // per_config))
     assert sweep._chunk_size(conv_problem(), s, budget=1.0) == sweep.LOOPED_CHUNK
     largest = memory.footprint(lambda: torch.zeros(3, 7) + 1).largest_elements
     assert largest == 21
