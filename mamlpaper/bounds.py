@@ -5,6 +5,12 @@ the i-th Hessian eigenvector is c(λ_i, α); the curvature models (:mod:`mamlpap
 differ only in c. The forms are the paper's Eq. 9-11 and 18-19 with c varied as its
 Sections 3.1-3.2 and Appendix B allow; they are checked against the SymPy derivation in
 :mod:`mamlpaper.symbolic`.
+
+A large model's Hessian is known by its top k eigenvalues only, and c(λ, α) peaks inside
+the spectrum once α grows, so β_c from the top k alone can exceed the true one. The interval
+form (:func:`beta_critical_interval`) adds what Lanczos also gives cheaply, an interval that
+holds every other eigenvalue, and returns the β_c of the worst spectrum consistent with it:
+a guarantee. α_c needs λ_max only, which the top k hold, so it has no interval form.
 """
 from __future__ import annotations
 
@@ -21,10 +27,10 @@ def _check_model(model, steps):
         raise _checks.refuse("steps", steps, "model='penalty' is one-step; use steps=1")
 
 
-def _eigenvalues(value):
-    eigenvalues = _checks.real_array("eigenvalues", value)
+def _eigenvalues(value, name="eigenvalues"):
+    eigenvalues = _checks.real_array(name, value)
     if not np.any(eigenvalues > 0):
-        raise _checks.refuse("eigenvalues", value, "the bounds are about a minimum, which needs a positive "
+        raise _checks.refuse(name, value, "the bounds are about a minimum, which needs a positive "
                              f"eigenvalue; the largest is {float(eigenvalues.max())!r}")
     return eigenvalues
 
@@ -38,14 +44,46 @@ def _rates(value, name, *, allow_zero):
     return rates
 
 
-def _curvature(eigenvalues, alpha, model, steps):
-    lam = eigenvalues
-    a = alpha.reshape(alpha.shape + (1,) * lam.ndim)
+def _c(lam, a, model, steps):
+    """c(λ, α) elementwise, λ and α broadcast against each other."""
     if model == "simplified":
         return lam * (1.0 - a * lam) ** steps
     if model == "penalty":
         return lam - 2.0 * a * lam**2
     return lam * (1.0 - a * lam) ** (2 * steps)
+
+
+def _curvature(eigenvalues, alpha, model, steps):
+    return _c(eigenvalues, alpha.reshape(alpha.shape + (1,) * eigenvalues.ndim), model, steps)
+
+
+def _peak(alpha, model, steps):
+    """argmax over λ > 0 of c(λ, α): 1/(4α) for λ − 2αλ², 1/((m + 1)α) for λ(1 − αλ)^m; inf at α = 0."""
+    with np.errstate(divide="ignore"):
+        inverse = 1.0 / alpha
+    if model == "penalty":
+        return inverse / 4.0
+    return inverse / ((steps if model == "simplified" else 2 * steps) + 1.0)
+
+
+def _interval_beta_critical(alpha, lower, upper, model, steps):
+    """min over λ in [lower, upper] ∩ (0, ∞) of β_c: 2 / max c, or 0 where c < 0 somewhere.
+
+    c is smooth in λ with critical points only at the peak and at λ = 1/α (a zero of c), so its
+    extremes over the interval lie at the ends or at those points clipped into it.
+    """
+    if upper <= 0.0:
+        return np.full(alpha.shape, np.inf)
+    lower = max(lower, 0.0)
+    with np.errstate(divide="ignore"):
+        zero = 1.0 / alpha
+    ends = np.broadcast_to(np.array([lower, upper]), alpha.shape + (2,))
+    points = np.clip(np.concatenate([ends, _peak(alpha, model, steps)[..., None], zero[..., None]], -1), lower, upper)
+    c = _c(points, alpha[..., None], model, steps)
+    largest = c.max(axis=-1)
+    with np.errstate(divide="ignore"):
+        bound = np.where(largest > 0, 2.0 / np.where(largest > 0, largest, 1.0), np.inf)
+    return np.where(c.min(axis=-1) < 0, 0.0, bound)
 
 
 def _beta_critical(alpha, eigenvalues, model, steps):
@@ -93,6 +131,42 @@ def beta_critical(alpha, eigenvalues, model="simplified", steps=1) -> np.ndarray
     eigenvalues = _eigenvalues(eigenvalues)
     alpha = _rates(alpha, "alpha", allow_zero=True)
     return _beta_critical(alpha, eigenvalues, model, steps)
+
+
+def curvature_peak(alpha, model="simplified", steps=1) -> np.ndarray:
+    """The eigenvalue λ* = argmax_λ c(λ, α): beyond α > 1/(3λ_k) (exact one-step) it lies below the top k.
+
+    1/((k + 1)α) for λ(1 − αλ)^k, 1/((2k + 1)α) for λ(1 − αλ)^{2k}, 1/(4α) for λ − 2αλ²; inf at α = 0,
+    where c = λ grows without bound and λ_max sets β_c. Shape: alpha.shape.
+    """
+    _check_model(model, steps)
+    return _peak(_rates(alpha, "alpha", allow_zero=True), model, steps)
+
+
+def beta_critical_interval(alpha, top, lower, upper=None, model="simplified", steps=1) -> np.ndarray:
+    """β_c(α) that holds for the whole spectrum when only the top eigenvalues and a range for the rest are known.
+
+    ``top``: the k largest eigenvalues (of every task, for Eq. 26); ``lower`` <= ``upper`` <= min(top):
+    an interval holding every other eigenvalue, by default up to the k-th largest, with ``lower``
+    the smallest eigenvalue (e.g. from Lanczos, :func:`mamlpaper.hessian.spectrum`). Returns the
+    minimum of :func:`beta_critical` over ``top`` and of 2/max c(λ, α) over the interval: the β_c
+    of the worst spectrum consistent with that knowledge, so never above the true one, and equal
+    to it once the spectrum holds the interval's maximiser of c (:func:`curvature_peak` or an end).
+    Conventions as in :func:`beta_critical`: eigenvalues <= 0 impose no bound (the interval counts
+    from 0 up), and 0 where c < 0 anywhere in it (α beyond α_c, which ``top`` already sets).
+    """
+    _check_model(model, steps)
+    top = _eigenvalues(top, "top")
+    lower = _checks.real("lower", lower)
+    smallest = float(top.min())
+    upper = smallest if upper is None else _checks.real("upper", upper)
+    if upper > smallest:
+        raise _checks.refuse("upper", upper, f"upper must be <= min(top) = {smallest!r}: the interval holds "
+                             "the eigenvalues below the top k")
+    if lower > upper:
+        raise _checks.refuse("lower", lower, f"lower must be <= upper = {upper!r}")
+    alpha = _rates(alpha, "alpha", allow_zero=True)
+    return np.minimum(_beta_critical(alpha, top, model, steps), _interval_beta_critical(alpha, lower, upper, model, steps))
 
 
 def predicted_stable(alphas, betas, eigenvalues, model="simplified", steps=1) -> np.ndarray:

@@ -91,18 +91,27 @@ def task_curvature_operators(loss: TaskLoss, params: Params, tasks: Tasks) -> di
     return operators
 
 
-def task_top_eigenvalues(loss: TaskLoss, params: Params, tasks: Tasks, k: int = 5, tol: float = 1e-8,
-                         seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """The k largest eigenvalues among all tasks' Hessians H_τ (support data), descending, with residuals.
-
-    Eq. 23-26 bound α and β by every eigenvalue of every task, so the union of the spectra is
-    what they need: it is the spectrum of the block-diagonal Hessian of Σ_τ L_τ(θ_τ) over one
-    copy θ_τ of the parameters per task, which one Lanczos run handles.
+def _every_task(loss: TaskLoss, params: Params, tasks: Tasks) -> tuple[Callable[[Params], Tensor], Params]:
+    """Σ_τ L_τ(θ_τ) over one copy θ_τ of the parameters per task, and the copies: its block-diagonal
+    Hessian has the union of the tasks' spectra, which Eq. 23-26 bound α and β by.
     """
     _checks.function("loss", loss)
     params, xs, ys = _float64(params, tasks)
     n = xs.shape[0]
     copies = {name: p.expand(n, *p.shape).contiguous() for name, p in params.items()}
     per_task = vmap(loss, in_dims=(0, 0, 0))
-    return hessian.top_eigenvalues(lambda p: per_task(p, xs, ys).sum(), copies, k=k, which="LA", tol=tol,
-                                   seed=seed, method="reverse")
+    return (lambda p: per_task(p, xs, ys).sum()), copies
+
+
+def task_top_eigenvalues(loss: TaskLoss, params: Params, tasks: Tasks, k: int = 5, tol: float = 1e-8,
+                         seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The k largest eigenvalues among all tasks' Hessians H_τ (support data), descending, with residuals."""
+    every_task, copies = _every_task(loss, params, tasks)
+    return hessian.top_eigenvalues(every_task, copies, k=k, which="LA", tol=tol, seed=seed, method="reverse")
+
+
+def task_spectrum(loss: TaskLoss, params: Params, tasks: Tasks, k: int = 5, tol: float = 1e-8,
+                  seed: int = 0) -> hessian.Spectrum:
+    """The top k and the smallest eigenvalue of the union of the tasks' spectra: Eq. 26's interval form."""
+    every_task, copies = _every_task(loss, params, tasks)
+    return hessian.spectrum(every_task, copies, k=k, tol=tol, seed=seed, method="reverse")

@@ -10,13 +10,17 @@ H̃ = H − α(Tg + H²), with T the third-derivative tensor and (Tg)_ij = Σ_k 
 gradient g held fixed. Tg is the Hessian of ψ(θ) = ⟨∇L(θ), g⟩, so every tool for H works on
 Tg unchanged; :mod:`mamlpaper.diagnostics` builds Tg and H² of a meta-batch that way (Fig. 5).
 
+β_c(α) is a minimum over *every* eigenvalue, not only the top k that Lanczos resolves, so
+:func:`spectrum` also returns the smallest eigenvalue: with the k-th largest it brackets all the
+others, which is what :func:`mamlpaper.bounds.beta_critical_interval` needs for a guarantee.
+
 ``loss`` is always a callable params-pytree -> scalar tensor, e.g. one task's loss closed
 over its data, or the MAML meta-loss (mean over tasks of L_query(adapt(θ))) for the
 meta-Hessian.
 """
 from __future__ import annotations
 
-from typing import Callable, Union
+from typing import Callable, NamedTuple, Union
 
 import numpy as np
 import torch
@@ -219,6 +223,30 @@ def top_eigenvalues(
     _check_method(method)
     k, tol, seed = _check_eigsh_request(theta.numel(), k, which, tol, seed)
     return _lanczos(_linear_operator(_hvp_closure(loss, params, theta, method), theta), k, which, tol, seed)
+
+
+class Spectrum(NamedTuple):
+    """The top k eigenvalues and the interval [lower, top[-1]] that holds all the others."""
+
+    top: np.ndarray
+    """The k largest eigenvalues, descending."""
+    lower: float
+    """The smallest eigenvalue."""
+    residual: float
+    """The largest ‖Hv − λv‖ over the k + 1 Ritz pairs: how far each value may be off."""
+
+
+def spectrum(loss: Loss, params: Params, k: int = 5, tol: float = 1e-10, seed: int = 0,
+             method: str = "reverse") -> Spectrum:
+    """The top k eigenvalues of the Hessian and its smallest one: two Lanczos runs on one operator."""
+    _check_loss(loss)
+    theta = _check_params(params)
+    _check_method(method)
+    k, tol, seed = _check_eigsh_request(theta.numel(), k, "LA", tol, seed)
+    operator = _linear_operator(_hvp_closure(loss, params, theta, method), theta)
+    top, top_residuals = _lanczos(operator, k, "LA", tol, seed)
+    lowest, lowest_residual = _lanczos(operator, 1, "SA", tol, seed)
+    return Spectrum(top, float(lowest[0]), float(max(top_residuals.max(), lowest_residual[0])))
 
 
 def frobenius_norm(

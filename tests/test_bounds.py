@@ -173,3 +173,80 @@ def test_beyond_alpha_critical_nothing_converges():
     alpha = 1.5 * bounds.alpha_critical(eigs)
     assert bounds.beta_critical(alpha, eigs) == 0.0
     assert not _run_meta_gd(hess, "simplified", 1, alpha, 0.1)
+
+
+# --- the interval (full-spectrum) form: top k eigenvalues plus an interval holding the rest ---------
+
+
+def split(spectrum, k):
+    """What Lanczos gives: the k largest, descending, and the smallest eigenvalue."""
+    ordered = np.sort(spectrum)[::-1]
+    return ordered[:k], ordered[-1]
+
+
+@pytest.mark.parametrize("model,steps", CASES)
+def test_interval_bound_never_exceeds_the_full_spectrum_bound(model, steps):
+    rng = np.random.default_rng(5)
+    alphas = np.r_[0.0, np.geomspace(1e-3, 3.0, 200)]
+    for _ in range(200):
+        spectrum = np.r_[rng.uniform(-0.5, 0.1, rng.integers(0, 3)), np.exp(rng.uniform(-3, 2, rng.integers(2, 40)))]
+        k = int(rng.integers(1, spectrum.size))
+        top, lowest = split(spectrum, k)
+        full = bounds.beta_critical(alphas, spectrum, model, steps)
+        guaranteed = bounds.beta_critical_interval(alphas, top, lowest, model=model, steps=steps)
+        assert np.all(guaranteed <= full * (1 + 1e-12)), (spectrum, k)
+        assert np.all(guaranteed >= 0) and np.array_equal(guaranteed == 0, full == 0)
+
+
+@pytest.mark.parametrize("model,steps", CASES)
+def test_interval_bound_is_the_full_bound_of_a_spectrum_that_fills_the_interval(model, steps):
+    rng = np.random.default_rng(6)
+    top = np.array([9.0, 7.0, 6.5, 5.0])
+    alphas = np.r_[0.0, rng.uniform(0.0, 0.3, 50)]
+    guaranteed = bounds.beta_critical_interval(alphas, top, 0.2, model=model, steps=steps)
+    dense = np.r_[top, np.linspace(0.2, 5.0, 100_001)]
+    np.testing.assert_allclose(guaranteed, bounds.beta_critical(alphas, dense, model, steps), rtol=1e-8)
+    # Exactly equal once the spectrum holds the maximiser of c over the interval, α by α.
+    for a, bound in zip(alphas, guaranteed):
+        maximiser = np.clip(bounds.curvature_peak(a, model, steps), 0.2, 5.0)
+        assert bounds.beta_critical(a, np.r_[top, 0.2, 5.0, maximiser], model, steps) == pytest.approx(bound, rel=1e-12)
+
+
+def test_top_k_alone_overestimates_once_the_peak_is_below_the_top_k():
+    spectrum = np.array([10.0, 9.0, 8.0, 7.0, 6.0, 3.3, 1.0, 0.1])
+    top, lowest = split(spectrum, 5)
+    alpha = 0.1  # exact MAML's c = λ(1 − αλ)² peaks at λ = 1/(3α) ≈ 3.3, among the dropped eigenvalues
+    top_only = float(bounds.beta_critical(alpha, top, "exact"))
+    full = float(bounds.beta_critical(alpha, spectrum, "exact"))
+    assert top_only == pytest.approx(2 / (6.0 * 0.4**2)) and full == pytest.approx(2 / (3.3 * 0.67**2))
+    assert top_only > 1.4 * full
+    assert bounds.beta_critical_interval(alpha, top, lowest, model="exact") == pytest.approx(full, rel=1e-3)
+    # At small α the peak lies above the top k, and the top k alone are right.
+    assert bounds.beta_critical(0.01, top, "exact") == bounds.beta_critical(0.01, spectrum, "exact")
+
+
+def test_interval_conventions():
+    top = np.array([4.0, 2.0])
+    # Non-positive eigenvalues impose no bound: an interval at or below 0 adds nothing ...
+    np.testing.assert_array_equal(bounds.beta_critical_interval([0.0, 0.1], top, -3.0, 0.0),
+                                  bounds.beta_critical([0.0, 0.1], top))
+    # ... and one reaching below 0 counts from 0: c = λ there, so at α = 0 the top k decide.
+    assert bounds.beta_critical_interval(0.0, top, -3.0) == 0.5
+    # Beyond α_c (c < 0 along λ_max) no β works, whatever the interval.
+    assert bounds.beta_critical_interval(0.3, top, 1.0) == 0.0
+    # c < 0 inside the interval alone: the interval may reach up to top's smallest, 2 > 1/α = 1.8.
+    assert bounds.beta_critical_interval(1 / 1.8, [2.0], 0.5, 2.0) == 0.0
+    # The default upper end is min(top), and the interval may be a single point.
+    assert bounds.beta_critical_interval(0.2, top, 1.0) == bounds.beta_critical_interval(0.2, top, 1.0, 2.0)
+    assert bounds.beta_critical_interval(0.2, top, 2.0, 2.0) == bounds.beta_critical(0.2, top)
+    assert bounds.beta_critical_interval(np.zeros((2, 3)), top, 1.0).shape == (2, 3)
+
+
+@pytest.mark.parametrize("model,steps", CASES)
+def test_curvature_peak_is_the_symbolic_maximiser(model, steps):
+    c = sym.curvature_expr(model, steps)
+    peak = sp.nsimplify(float(bounds.curvature_peak(1.0, model, steps)))
+    assert sp.simplify(sp.diff(c, sym.lam).subs({sym.lam: peak / sym.alpha})) == 0
+    assert sp.simplify(sp.diff(c, sym.lam, 2).subs({sym.lam: peak / sym.alpha})) < 0
+    assert bounds.curvature_peak(0.0, model, steps) == np.inf
+    np.testing.assert_allclose(bounds.curvature_peak([0.5, 2.0], model, steps), [2 * float(peak), float(peak) / 2], rtol=1e-12)

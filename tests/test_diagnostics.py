@@ -82,3 +82,15 @@ def test_mean_support_loss_and_union_of_task_spectra(setting):
     alphas = np.array([0.0, 0.05])
     per_task_bounds = [bounds.beta_critical(alphas, spectrum) for spectrum in per_task]
     np.testing.assert_allclose(bounds.beta_critical(alphas, union), np.min(per_task_bounds, 0))
+
+
+def test_task_spectrum_brackets_the_union_of_task_spectra(setting):
+    loss, params, batch = setting
+    union = np.sort(np.concatenate([np.linalg.eigvalsh(H) for H, _ in dense_per_task(loss, params, batch)]))
+    result = diagnostics.task_spectrum(loss, params, batch, k=3)
+    np.testing.assert_allclose(result.top, union[::-1][:3], rtol=1e-8)
+    assert result.lower == pytest.approx(union[0], rel=1e-8, abs=1e-10) and result.residual < 1e-6
+    # Eq. 26 as a guarantee: never above the bound of every eigenvalue of every task.
+    alphas = np.geomspace(1e-3, 1.0, 50)
+    guaranteed = bounds.beta_critical_interval(alphas, result.top, result.lower, model="exact")
+    assert np.all(guaranteed <= bounds.beta_critical(alphas, union, "exact") * (1 + 1e-6))

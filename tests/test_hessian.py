@@ -183,3 +183,15 @@ def test_frobenius_exact_and_hutchinson(small):
     estimate, error = hessian.frobenius_norm(op, exact=False, samples=200, seed=3)
     assert 0 < error < 0.2 * expected and abs(estimate - expected) <= 4 * error
     assert hessian.frobenius_norm(op, exact=False, samples=200, seed=3) == (estimate, error)
+
+
+def test_spectrum_top_k_and_smallest_equal_numpy_eigh(small, big):
+    loss, params = small
+    expected = np.linalg.eigvalsh(reference_hessian(loss, params).numpy())
+    assert expected[0] < 0  # an indefinite Hessian: the smallest eigenvalue is not the smallest magnitude
+    result = hessian.spectrum(loss, params, k=4)
+    np.testing.assert_allclose(result.top, expected[::-1][:4], rtol=1e-8)
+    assert result.lower == pytest.approx(expected[0], rel=1e-8)
+    assert 0 <= result.residual <= 1e-7 * np.abs(expected).max()
+    big_loss, big_params, _, big_spectrum = big
+    assert hessian.spectrum(big_loss, big_params, k=2).lower == pytest.approx(big_spectrum[0], rel=1e-8)
