@@ -247,7 +247,8 @@ plotting.save(fig, "fig6b_omniglot_adam", out_dir)
 # ## The measured β_c(α), and the paper's claim
 #
 # For every α, the largest β of the grid whose run stayed finite (the paper's reading), and the
-# largest whose run stayed finite and did not collapse (trained). The claim is that the largest
+# largest whose run trained: neither unstable (non-finite, or ending above its starting loss)
+# nor collapsed. The claim is that the largest
 # β_c(α) over α > 0 exceeds β_c(0) with SGD, and does not with Adam. A ratio is NaN where a
 # reading has no β at α = 0 (every run there diverged or collapsed).
 
@@ -351,7 +352,8 @@ result = {
                          "training_classes": problem.spec["classes"]},
                 "alphas": [0.0, *map(float, alphas)], "betas": list(map(float, betas))},
     "readings": {"finite": "largest beta whose run stayed finite (the paper's reading)",
-                 "trained": "largest beta whose run stayed finite and did not collapse to one predicted class",
+                 "trained": "largest beta whose run was neither unstable (non-finite, or ended above its starting "
+                            "loss) nor collapsed to one predicted class",
                  "learned": "largest beta whose run reached the given query accuracy after adaptation (no ratio: "
                             "alpha = 0 cannot learn shuffled labels)"},
 }

@@ -18,14 +18,17 @@ from mamlpaper.runtime import REPO_ROOT
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("[0-9]*.py"))
 FIGURES = {
     "01_derivation": ["fig2_beta_critical", "appendix_d_meta_gd"],
-    "02_linear_regression": ["fig3_linear_regression", "fig3b_linear_regression_exact"],
+    "02_linear_regression": ["fig3_linear_regression", "fig3b_linear_regression_exact",
+                             "fig3_linear_regression_draws"],
     "03_sinusoid": ["fig1_gradient_norm", "fig5_tg_vs_h2", "fig4a_sinusoid_sgd", "fig6a_sinusoid_adam",
-                    "fig4a_measured_beta_critical"],
+                    "fig4a_6a_sinusoid_probability", "fig4a_measured_beta_critical"],
     "04_omniglot": ["fig4b_omniglot_sgd", "fig6b_omniglot_adam", "fig4b_measured_beta_critical"],
     "05_miniimagenet": ["fig4c_miniimagenet_sgd", "fig6c_miniimagenet_adam", "fig4c_measured_beta_critical"],
 }
 RESULTS = {"04_omniglot": "fig4b_omniglot.json", "05_miniimagenet": "fig4c_miniimagenet.json"}
 """The JSON of measured numbers a notebook writes beside its figures (the README quotes it)."""
+SEEDED = ("02_linear_regression", "03_sinusoid")
+"""Notebooks whose maps are read from several seeds; they write `<notebook>.json`."""
 
 
 def synthetic_miniimagenet(root: Path, classes: int = 6, per_class: int = 3) -> Path:
@@ -80,6 +83,9 @@ def test_notebook_smoke_run_writes_its_figures(notebook, tmp_path, monkeypatch):
     for name in FIGURES[notebook.stem]:
         for suffix in (".png", ".pdf"):
             assert (figures / f"{name}{suffix}").stat().st_size > 0, f"{name}{suffix} not written"
+    if notebook.stem in SEEDED:
+        result = json.loads((figures / f"{notebook.stem}.json").read_text())
+        assert result["profile"] == "smoke" and result["seeds"] == [0, 1]
     if notebook.stem in RESULTS:
         result = json.loads((figures / RESULTS[notebook.stem]).read_text())
         assert result["profile"] == "smoke" and result["figures"] == FIGURES[notebook.stem]
