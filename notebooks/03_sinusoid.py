@@ -480,9 +480,9 @@ if profile != "smoke":
 # * **SGD, the paper's reading (finite = stable).** β_c(0) = 0.2 in every seed. The ratio is 1
 #   in three seeds and 2.5 in two — but those two reach β = 0.5 at α = 2e-4 and 1e-3, where
 #   α·λ_max is a few thousandths and every bound above predicts no rise at all. They are cells
-#   where the seeds disagree (the probability map, and the doubtful-cell table: some of their
-#   runs die after hundreds of iterations, some not at all), not the paper's mechanism, which
-#   acts near α ≈ 1/λ_max. The single-seed map of earlier releases gave 1 on one machine and
+#   where the seeds disagree (the probability map), and in float64 their runs keep their
+#   outcomes (the doubtful-cell table): the scatter comes from θ0 and the meta-batches, not from
+#   round-off, and not from the paper's mechanism, which acts near α ≈ 1/λ_max. The single-seed map of earlier releases gave 1 on one machine and
 #   2.5 on another for exactly this reason.
 # * **SGD, counting only runs that trained** (neither unstable nor collapsed): the ratio is 1
 #   in every seed.
