@@ -588,6 +588,14 @@ assert rows["Eq. 49, tail k ≤ i (literal)"]["unstable / admitted"] > 0.2
 assert (prose & ~eq45).any() and (literal & ~eq45).any()  # failures of the H² step under both readings
 assert (prose & eq45).any()  # and of Eq. 45 itself in the tail
 assert not (corrected_admitted & ~is_minimum).any()
+runtime.write_results("01_derivation", {
+    "notebook": "01_derivation", "profile": profile, "seed": seed,
+    "counterexample": {"growth_after_steps": float(ce_norms[-1] / ce_norms[0]), "steps": int(ce_steps),
+                       "growth_per_step": float(ce_norms[-1] / ce_norms[-2])},
+    "random_instances": {name: {"admitted": int(row["admitted"]), "unstable": int(row["unstable"]),
+                                "unstable_fraction": float(row["unstable / admitted"])}
+                         for name, row in rows.items()},
+}, figures_path)
 
 # %% [markdown]
 # So Appendix D's conclusion is wrong, and not by a matter of approximation. The asserts above

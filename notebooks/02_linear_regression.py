@@ -29,7 +29,7 @@
 # %% tags=["parameters"]
 profile: str = "default"  # smoke | default | paper
 seed: int = 0  # the draw shown in Fig. 3: its task (a, b, x) and initial θ
-n_seeds: int = 0  # data draws (seeds seed, seed+1, …), trained as one batch; 0 means the profile value, 5
+n_seeds: int = 0  # data draws (seeds seed, seed+1, …), trained as one batch; 0 means the profile value (5, paper 10)
 device: str = "auto"  # auto | cpu | cuda
 figures_dir: str = "figures"  # where PNG + PDF go, relative to the repository root
 cache_dir: str = "build/cache"  # sweep results, keyed by every parameter ("" disables the cache)
@@ -63,7 +63,7 @@ else:
     alphas = sweep.paper_grid(1e-5, 9e-2)
     betas = sweep.paper_grid(5e-3, 9.0)
     iterations = iterations or 500
-    n_seeds = n_seeds or 5
+    n_seeds = n_seeds or {"default": 5, "paper": 10}[profile]
 seeds = list(range(seed, seed + n_seeds))
 print(f"{len(alphas)} α × {len(betas)} β = {len(alphas) * len(betas)} configurations × {n_seeds} data draws, "
       f"{iterations} iterations, on {dev}")
