@@ -32,9 +32,8 @@ def _float64(params: Params, tasks: Tasks) -> tuple[Params, Tensor, Tensor]:
     _checks.params(params)
     check_tasks(tasks)
     params = {k: p.detach().to(torch.float64) for k, p in params.items()}
-    device = next(iter(params.values())).device
-    support = (t.to(device=device, dtype=torch.float64) for t in (tasks.x_support, tasks.y_support))
-    return params, *support
+    tasks = tasks.to(device=next(iter(params.values())).device, dtype=torch.float64)  # class labels stay integers
+    return params, tasks.x_support, tasks.y_support
 
 
 def mean_support_loss(loss: TaskLoss, tasks: Tasks) -> Callable[[Params], Tensor]:
@@ -45,7 +44,8 @@ def mean_support_loss(loss: TaskLoss, tasks: Tasks) -> Callable[[Params], Tensor
 
     def mean_loss(params: Params) -> Tensor:
         like = next(iter(params.values()))
-        return per_task(params, tasks.x_support.to(like), tasks.y_support.to(like)).mean()
+        batch = tasks.to(device=like.device, dtype=like.dtype)  # class labels stay integers
+        return per_task(params, batch.x_support, batch.y_support).mean()
 
     return mean_loss
 

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from mamlpaper import appendix_d, bounds, diagnostics, hessian, maml, metaopt, models, pipeline, plotting, runtime
-from mamlpaper import stability, sweep, tasks
+from mamlpaper import advisor, stability, sweep, tasks
 from mamlpaper import symbolic as sym
 from mamlpaper.tasks import Tasks
 
@@ -284,6 +284,39 @@ CASES = [
     ("d", lambda: hessian.frobenius_norm(lambda x: x, d=0)),
     ("vector", lambda: hessian.unflatten(torch.zeros(5), PARAMS)),
     ("matrix", lambda: hessian.eigenvalues(torch.zeros(2, 3))),
+    # advisor: checked before any estimate or warm-up step
+    ("model", lambda: advisor.advise(nn.ReLU(), T)),
+    ("model", lambda: advisor.advise(mixed_dtype_model(), T)),
+    ("model", lambda: advisor.advise("net", T)),
+    ("tasks", lambda: advisor.advise(MODEL, tuple(T))),
+    ("tasks", lambda: advisor.advise(MODEL, lambda g: tuple(T))),
+    ("tasks.y_support", lambda: advisor.advise(MODEL, replaced(T, y_support=T.y_support[..., 0],
+                                                               y_query=T.y_query[..., 0]))),
+    ("tasks", lambda: advisor.advise(MODEL, replaced(T, x_support=T.x_support.repeat(1, 1, 2),
+                                                     x_query=T.x_query.repeat(1, 1, 2)), warmup=3)),
+    ("variant", lambda: advisor.advise(MODEL, T, variant="penalty")),
+    ("variant", lambda: advisor.advise(MODEL, T, variant="exact")),
+    ("steps", lambda: advisor.advise(MODEL, T, steps=0)),
+    ("alphas", lambda: advisor.advise(MODEL, T, alphas=[-0.1, 0.1])),
+    ("alphas", lambda: advisor.advise(MODEL, T, alphas=[0.0, 0.1])),
+    ("alphas", lambda: advisor.advise(MODEL, T, alphas=[])),
+    ("alphas", lambda: advisor.advise(MODEL, T, alphas=0.1)),
+    ("safety", lambda: advisor.advise(MODEL, T, safety=0.0)),
+    ("safety", lambda: advisor.advise(MODEL, T, safety=1.5)),
+    ("safety", lambda: advisor.advise(MODEL, T, safety=float("nan"))),
+    ("safety", lambda: advisor.advise(MODEL, T, safety="0.5")),
+    ("k", lambda: advisor.advise(MODEL, T, k=0)),
+    ("seed", lambda: advisor.advise(MODEL, T, seed=-1)),
+    ("warmup", lambda: advisor.advise(MODEL, T, warmup=-1)),
+    ("warmup_alpha", lambda: advisor.advise(MODEL, T, warmup=3, warmup_alpha=-0.1)),
+    ("warmup_beta", lambda: advisor.advise(MODEL, T, warmup=3, warmup_beta=0.0)),
+    ("criterion", lambda: advisor.advise(MODEL, T, criterion="mse")),
+    ("loss", lambda: advisor.meta_curvature_operator("mse", PARAMS, T, 0.1)),
+    ("params", lambda: advisor.meta_curvature_operator(LOSS, {}, T, 0.1)),
+    ("tasks", lambda: advisor.meta_curvature_operator(LOSS, PARAMS, tuple(T), 0.1)),
+    ("alpha", lambda: advisor.meta_curvature_operator(LOSS, PARAMS, T, -0.1)),
+    ("variant", lambda: advisor.meta_curvature_operator(LOSS, PARAMS, T, 0.1, variant="penalty")),
+    ("steps", lambda: advisor.meta_curvature_operator(LOSS, PARAMS, T, 0.1, steps=0)),
     # bounds
     ("model", lambda: bounds.curvature(GOOD, 0.1, model="second")),
     ("model", lambda: bounds.alpha_critical(GOOD, model="Exact")),
@@ -389,7 +422,7 @@ def tripwires(monkeypatch):
         raise AssertionError("work started before the bad input was refused")
 
     for module, name in [(sweep, "_run_chunk"), (sweep, "_initial_state"), (maml, "batched_meta_gradient"),
-                         (hessian, "_lanczos"), (hessian, "_hvp_closure")]:
+                         (maml, "fastest_meta_gradient"), (hessian, "_lanczos"), (hessian, "_hvp_closure")]:
         monkeypatch.setattr(module, name, tripped)
 
 

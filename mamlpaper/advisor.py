@@ -1,0 +1,298 @@
+"""The paper's guideline as one call: measure the curvature at θ, read α_c and β_c(α), recommend (α, β).
+
+The guideline (abstract and Section 6): search for α close to α_c, then tune β for that α; β_c may
+then exceed what plain gradient descent allows. Both limits are curvature, so this module only joins
+the curvature estimates of :mod:`mamlpaper.hessian` / :mod:`mamlpaper.diagnostics` to the closed forms
+of :mod:`mamlpaper.bounds`. It never sweeps: a few Lanczos runs stand in for a grid search.
+
+Two estimators, both reported, because each rests on assumptions the other does not make:
+
+(a) ``tasks`` and ``mean`` -- the paper's. The top k Hessian eigenvalues of the support losses, of
+    every task (their union, Eq. 23-26) and of the mean loss, and the smallest eigenvalue, put into
+    the curvature model of the variant (:data:`mamlpaper.variants.CURVATURE_MODEL_OF`) by the
+    full-spectrum bound :func:`mamlpaper.bounds.beta_critical_interval`. Assumes θ near a minimum
+    (the loss quadratic over one meta-step), Tg negligible (Appendix C), and that the support-loss
+    Hessian stands for the query loss's; the per-task union is the paper's sufficient condition,
+    the mean loss the optimistic single-task reading. Gives α_c where the model has one.
+(b) ``direct``. The largest eigenvalue λ_max(α) of the Hessian of the exact MAML meta-objective
+    F(θ) = mean_τ L_query(θ_k), θ_k after ``steps`` inner steps on the support set, by Lanczos on
+    its Hessian-vector products (reverse-over-reverse through the inner loop); β_c(α) = 2/λ_max(α).
+    No quadratic model of the task losses, no Tg dropped, the query data as they are; it assumes
+    F is quadratic over one meta-step around the current θ, full-batch meta-gradient descent (no
+    SGD noise, no fresh batches), and measures only the largest curvature, so it sees no α_c:
+    an update that turns a direction uphill (α beyond α_c) shows there as β_c = 0 in (a) only.
+    The first-order and simplified updates descend no objective; for them the operator is the
+    symmetric part of their meta-gradient's Jacobian, equal to the Jacobian near a quadratic with
+    support = query (where both give λ(1 − αλ)^k).
+
+The recommendation takes α = safety × the largest α estimator (a) allows over all tasks (α_c, or
+2/λ_max where the model has no α_c: beyond it one inner step grows the support loss along the top
+eigenvector), then β = safety × the smaller of (a)'s per-task and (b)'s β_c at that α.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+from scipy.sparse.linalg import LinearOperator
+from torch import nn
+from torch.func import vjp
+
+from . import _checks, bounds, diagnostics, hessian, maml, metaopt
+from .maml import Params, TaskLoss, check_fit
+from .tasks import Tasks, check_tasks
+from .variants import CURVATURE_MODEL_OF, VARIANTS
+
+ESTIMATORS = ("tasks", "mean", "direct")
+"""(a) over the union of the tasks' spectra (Eq. 26), (a) on the mean loss, and (b)."""
+
+TOL = 1e-8
+"""Lanczos' relative tolerance: far below the safety margin, and a few iterations short of 1e-10."""
+
+DEFAULT_ALPHAS = np.geomspace(1e-2, 1.0, 10)
+"""Default α grid as fractions of the largest α any estimate allows: two decades, on a log axis."""
+
+
+def meta_curvature_operator(loss: TaskLoss, params: Params, tasks: Tasks, alpha, *, variant: str = "second",
+                            steps: int = 1) -> LinearOperator:
+    """Estimator (b)'s operator at θ for one α, float64: β_c(α) = 2/λ_max of it.
+
+    second: the Hessian of F(θ) = mean_τ L_query(θ_k), the vector-Jacobian product of exact MAML's
+    meta-gradient (:func:`mamlpaper.maml.batched_meta_gradient`, so the same code that trains).
+    first / simplified: the symmetric part (J + Jᵀ)/2 of their meta-gradient's Jacobian J, with
+    Jv from the pullback's own pullback (it is linear), as in :mod:`mamlpaper.diagnostics`.
+    """
+    _checks.function("loss", loss)
+    _checks.params(params)
+    _checks.choice("variant", variant, VARIANTS)
+    steps = _checks.integer("steps", steps, minimum=1)
+    alpha = _checks.rate("alpha", alpha, allow_zero=True)
+    check_tasks(tasks)
+    params = {k: p.detach().to(torch.float64) for k, p in params.items()}
+    theta = hessian.flatten(params)
+    tasks = tasks.to(device=theta.device, dtype=torch.float64)
+    check_fit(loss, params, tasks)
+    meta_gradient = maml.batched_meta_gradient(loss, variant, steps)
+    alpha_t = torch.tensor(alpha, dtype=torch.float64, device=theta.device)
+
+    def gradient(flat):
+        return hessian.flatten(meta_gradient(hessian.unflatten(flat, params), tasks, alpha_t)[1])
+
+    _, pullback = vjp(gradient, theta)
+    if variant == "second":
+        return hessian._linear_operator(lambda v: pullback(v)[0], theta)
+    _, pushforward = vjp(lambda u: pullback(u)[0], torch.zeros_like(theta))
+    return hessian._linear_operator(lambda v: 0.5 * (pullback(v)[0] + pushforward(v)[0]), theta)
+
+
+def _whole(values: np.ndarray) -> hessian.Spectrum:
+    """Every eigenvalue known: the interval for the rest shrinks to the smallest, so the bounds are exact."""
+    values = np.sort(values)[::-1]
+    return hessian.Spectrum(values, float(values[-1]), 0.0)
+
+
+def _paper_spectra(loss: TaskLoss, params: Params, tasks: Tasks, k: int, seed: int):
+    """Estimator (a)'s spectra (union over tasks, mean loss); dense where Lanczos would need all of them."""
+    mean_loss = diagnostics.mean_support_loss(loss, tasks)
+    if hessian.flatten(params).numel() > k + 1:
+        return (diagnostics.task_spectrum(loss, params, tasks, k=k, tol=TOL, seed=seed),
+                hessian.spectrum(mean_loss, params, k=k, tol=TOL, seed=seed))
+    per_task = [hessian.eigenvalues(hessian.dense_hessian(lambda p: loss(p, x, y), params))
+                for x, y in zip(tasks.x_support, tasks.y_support)]
+    return _whole(np.concatenate(per_task)), _whole(hessian.eigenvalues(hessian.dense_hessian(mean_loss, params)))
+
+
+def _direct_lambda_max(loss, params, tasks, alphas: np.ndarray, variant: str, steps: int, k: int,
+                       seed: int) -> np.ndarray:
+    """λ_max of :func:`meta_curvature_operator` at each α (dense below the size Lanczos needs)."""
+    values = []
+    for a in alphas.ravel():
+        operator = meta_curvature_operator(loss, params, tasks, float(a), variant=variant, steps=steps)
+        d = operator.shape[0]
+        if d <= k + 1:
+            values.append(float(np.linalg.eigvalsh(operator.matmat(np.eye(d)))[-1]))
+        else:
+            values.append(float(hessian.top_eigenvalues_of(operator, k=1, which="LA", tol=TOL, seed=seed)[0][0]))
+    return np.array(values).reshape(alphas.shape)
+
+
+def _two_over(lam: np.ndarray) -> np.ndarray:
+    """2/λ, and no bound (inf) where λ <= 0, the convention of :mod:`mamlpaper.bounds`."""
+    with np.errstate(divide="ignore"):
+        return np.where(lam > 0, 2.0 / np.where(lam > 0, lam, 1.0), np.inf)
+
+
+def _alpha_max(top: np.ndarray, model: str, steps: int) -> float:
+    """The largest α the estimate allows: α_c, capped at 2/λ_max where the inner step itself stops converging."""
+    return min(bounds.alpha_critical(top, model, steps), 2.0 / float(top.max()))
+
+
+def _model_formula(model: str, steps: int) -> str:
+    power = steps if model == "simplified" else 2 * steps
+    return "λ(1 − αλ)" + ("" if power == 1 else f"^{power}")
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Advice:
+    """What :func:`advise` measured and recommends; ``beta_critical`` is β_c(α) at any α."""
+
+    variant: str
+    steps: int
+    model: str
+    """The curvature model the variant obeys (:data:`mamlpaper.variants.CURVATURE_MODEL_OF`)."""
+    safety: float
+    tasks_spectrum: hessian.Spectrum
+    """Top k and smallest eigenvalue of the union of the tasks' support-loss Hessians (Eq. 23-26)."""
+    mean_spectrum: hessian.Spectrum
+    """Top k and smallest eigenvalue of the Hessian of the mean support loss."""
+    alpha_critical: float
+    """α_c of the model over every task (inf where the model has none)."""
+    alpha_max: float
+    """The largest α estimator (a) allows over every task: min(α_c, 2/λ_max)."""
+    alpha: float
+    """Recommended inner rate: safety × alpha_max."""
+    beta: float
+    """Recommended meta rate: safety × the smaller of β_c (tasks) and β_c (direct) at ``alpha``."""
+    table: pd.DataFrame
+    """β_c(α) per estimator over the α grid, and the direct estimator's λ_max(α)."""
+    _direct: Callable[[np.ndarray], np.ndarray] = field(repr=False)
+
+    def beta_critical(self, alpha, estimator: str = "tasks") -> np.ndarray:
+        """β_c at each α (any shape) by one estimator; ``direct`` runs one Lanczos per α."""
+        _checks.choice("estimator", estimator, ESTIMATORS)
+        if estimator == "direct":
+            alphas = _checks.real_array("alpha", alpha)
+            if np.any(alphas < 0):
+                raise _checks.refuse("alpha", alpha, "every entry must be >= 0 (0 is plain gradient descent)")
+            return _two_over(self._direct(alphas))
+        spectrum = self.tasks_spectrum if estimator == "tasks" else self.mean_spectrum
+        return bounds.beta_critical_interval(alpha, spectrum.top, spectrum.lower, model=self.model, steps=self.steps)
+
+    def __repr__(self) -> str:
+        def values(spectrum):
+            top = ", ".join(f"{v:.4g}" for v in spectrum.top)
+            return f"top [{top}], smallest {spectrum.lower:.4g} (residual {spectrum.residual:.1e})"
+
+        columns = ["alpha", "beta_c_tasks", "beta_c_mean", "beta_c_direct"]
+        table = self.table[columns].to_string(index=False, float_format=lambda v: f"{v:.4g}")
+        return "\n".join([
+            f"Advice(variant={self.variant!r}, steps={self.steps}: curvature model {self.model!r}, "
+            f"{_model_formula(self.model, self.steps)})",
+            f"  recommended α = {self.alpha:.4g}, β = {self.beta:.4g}  (safety {self.safety:g}: that fraction of the "
+            "largest α allowed, then of the smaller β_c of 'tasks' and 'direct' there)",
+            f"  α_c = {self.alpha_critical:.4g}; largest α allowed = min(α_c, 2/λ_max) = {self.alpha_max:.4g}",
+            f"  support-loss Hessian, every task: {values(self.tasks_spectrum)}",
+            f"  support-loss Hessian, mean loss:  {values(self.mean_spectrum)}",
+            "  β_c(α): 'tasks', 'mean' the paper's full-spectrum bounds, 'direct' 2/λ_max of the meta-objective",
+            *("    " + line for line in table.splitlines()),
+        ])
+
+    def plot(self, ax=None):
+        """β_c(α) of each estimator on log axes, α_c and the largest α allowed, and the recommendation."""
+        if ax is None:
+            _, ax = plt.subplots()
+        alphas = self.table["alpha"].to_numpy()
+        fine = np.geomspace(alphas.min(), alphas.max(), 200)
+        for estimator, label in (("tasks", "every task (Eq. 26)"), ("mean", "mean loss")):
+            curve = self.beta_critical(fine, estimator)
+            ax.plot(fine, np.where(np.isfinite(curve) & (curve > 0), curve, np.nan), label=f"β_c, {label}")
+        direct = self.table["beta_c_direct"].to_numpy()
+        ax.plot(alphas, np.where(np.isfinite(direct), direct, np.nan), "o", label="β_c, direct (meta-Hessian)")
+        if np.isfinite(self.alpha_critical):
+            ax.axvline(self.alpha_critical, linestyle="--", color="0.3", label="α_c")
+        ax.axvline(self.alpha_max, linestyle=":", color="0.3", label="largest α allowed")
+        ax.plot([self.alpha], [self.beta], "*", color="k", markersize=12, label=f"recommended (safety {self.safety:g})")
+        ax.set(xscale="log", yscale="log", xlabel="inner rate α", ylabel="meta rate β")
+        ax.legend()
+        return ax
+
+
+def _draw(tasks, generator: torch.Generator) -> Callable[[], Tasks]:
+    """A meta-batch source: the same batch every time, or the sampler's next draw."""
+    if isinstance(tasks, Tasks):
+        return lambda: tasks
+    if callable(tasks):
+        return lambda: tasks(generator)
+    raise _checks.refuse("tasks", tasks, "tasks must be a mamlpaper.tasks.Tasks or a sampler torch.Generator -> Tasks",
+                         shown=type(tasks).__name__)
+
+
+def _warm_up(model, criterion, variant, steps, params, draw, iterations, alpha, beta) -> Params:
+    """Adam on the variant's meta-gradient: brings θ nearer a minimum, where estimator (a) holds.
+
+    Adam, because its step does not scale with the curvature that is not yet measured.
+    """
+    like = next(iter(params.values()))
+    meta_gradient, _ = maml.fastest_meta_gradient(model, criterion, variant, steps, like.device)
+    alpha_t, beta_t = (torch.tensor(v, dtype=like.dtype, device=like.device) for v in (alpha, beta))
+    state = metaopt.init_state("adam", params)
+    for _ in range(iterations):
+        _, grads = meta_gradient(params, draw().to(device=like.device, dtype=like.dtype), alpha_t)
+        params, state = metaopt.adam(params, grads, state, beta_t)
+    if not all(bool(torch.isfinite(p).all()) for p in params.values()):
+        raise RuntimeError(f"the warm-up diverged within {iterations} Adam steps at warmup_beta={beta!r}; lower it")
+    return params
+
+
+def advise(model: nn.Module, tasks, *, criterion=maml.mse, variant: str = "second", steps: int = 1, alphas=None,
+           warmup: int = 0, warmup_alpha=0.0, warmup_beta=1e-3, safety=0.5, k: int = 5, seed: int = 0) -> Advice:
+    """α_c, β_c(α) and a recommended (α, β) for MAML on this model and these tasks (estimators: module doc).
+
+    ``tasks``: a :class:`~mamlpaper.tasks.Tasks` meta-batch, or a sampler ``torch.Generator -> Tasks``
+    drawn from ``torch.Generator().manual_seed(seed)`` (the estimates use its first batch, the warm-up
+    the next ones). ``criterion``: (prediction, target) -> scalar, written out where it is
+    differentiated twice (:func:`mamlpaper.maml.mse`). ``alphas``: the table's grid, by default ten
+    values over two decades up to the largest α either (a) estimate allows. ``warmup``: Adam steps
+    at (``warmup_alpha``, ``warmup_beta``) before measuring (α = 0 is joint training). ``safety`` in
+    (0, 1]: the fraction of each limit the recommendation uses. ``k``: eigenvalues per Lanczos run.
+    Estimates run in float64 on the model's device; the model itself is not changed.
+    """
+    _checks.module(model)
+    _checks.function("criterion", criterion)
+    _checks.choice("variant", variant, VARIANTS)
+    steps = _checks.integer("steps", steps, minimum=1)
+    grid = None if alphas is None else np.sort(_checks.grid("alphas", alphas))
+    warmup = _checks.integer("warmup", warmup, minimum=0)
+    warmup_alpha = _checks.rate("warmup_alpha", warmup_alpha, allow_zero=True)
+    warmup_beta = _checks.rate("warmup_beta", warmup_beta)
+    if not 0.0 < _checks.real("safety", safety) <= 1.0:
+        raise _checks.refuse("safety", safety, "safety must be in (0, 1]: the fraction of each limit to use")
+    safety = float(safety)
+    k = _checks.integer("k", k, minimum=1)
+    seed = _checks.integer("seed", seed, minimum=0)
+    draw = _draw(tasks, torch.Generator().manual_seed(seed))
+    batch = check_tasks(draw())
+    loss = maml.functional_loss(model, criterion)
+    params = maml.parameters_of(model)
+    like = next(iter(params.values()))
+    check_fit(loss, params, batch.to(device=like.device, dtype=like.dtype))
+
+    if warmup:
+        params = _warm_up(model, criterion, variant, steps, params, draw, warmup, warmup_alpha, warmup_beta)
+    params = {name: p.to(torch.float64) for name, p in params.items()}
+    batch = batch.to(device=like.device, dtype=torch.float64)
+    model_name = CURVATURE_MODEL_OF[variant]
+    every_task, mean = _paper_spectra(loss, params, batch, k, seed)
+    limits = [_alpha_max(s.top, model_name, steps) for s in (every_task, mean)]
+    grid = max(limits) * DEFAULT_ALPHAS if grid is None else grid
+
+    def direct(alpha_values: np.ndarray) -> np.ndarray:
+        return _direct_lambda_max(loss, params, batch, alpha_values, variant, steps, k, seed)
+
+    alpha = safety * limits[0]
+    lam = direct(np.append(grid, alpha))
+    critical = {name: bounds.beta_critical_interval(grid, s.top, s.lower, model=model_name, steps=steps)
+                for name, s in (("tasks", every_task), ("mean", mean))}
+    at_alpha = bounds.beta_critical_interval(alpha, every_task.top, every_task.lower, model=model_name, steps=steps)
+    table = pd.DataFrame({"alpha": grid, "beta_c_tasks": critical["tasks"], "beta_c_mean": critical["mean"],
+                          "beta_c_direct": _two_over(lam[:-1]), "lambda_max_direct": lam[:-1]})
+    return Advice(
+        variant=variant, steps=steps, model=model_name, safety=safety, tasks_spectrum=every_task,
+        mean_spectrum=mean, alpha_critical=bounds.alpha_critical(every_task.top, model_name, steps),
+        alpha_max=limits[0], alpha=alpha, beta=safety * float(min(at_alpha, _two_over(lam[-1]))),
+        table=table, _direct=direct,
+    )
