@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import math
 import statistics
 import time
 
@@ -137,6 +138,10 @@ def main() -> None:
         times = [median_time(lambda k=k: sweep.run_sweep(problem, alphas[:configs], betas[:1], chunk_size=chunk,
                                                          **{**run, "iterations": k}), repeats)
                  for k in (args.iterations, 2 * args.iterations)]
+        if times[1] <= times[0]:
+            print(f"{configs} configuration(s): the longer sweep was not slower ({times[1]:.2f} s vs {times[0]:.2f} s): "
+                  "noise exceeds the loop's time; rerun on an idle machine with more --repeats or --iterations")
+            return math.nan
         return configs * args.iterations / (times[1] - times[0])
 
     rate_b = marginal_rate(1)
@@ -161,7 +166,7 @@ def main() -> None:
         print(f"{name:<44}{r:>12.3f}{r * flops / 1e9:>10.2f}{r * flops / 1e9 / rate:>11.1%}{peak / 2**20:>10.0f}")
     print(f"(c) ran in chunks of {chunk} configurations (memory budget and 32-bit indexing)")
     print(f"ratios: b/a = {rate_b / rate_a:.2f}x, c/a = {rate_c / rate_a:.2f}x (target on a CPU: >= 1)")
-    best = max([rate_c] + [r for _, r in routes])
+    best = np.nanmax([rate_c] + [r for _, r in routes])
     hours = PAPER_CONFIGS * PAPER_ITERATIONS / best / 3600
     print(f"paper Omniglot grid ({PAPER_CONFIGS} configs x {PAPER_ITERATIONS} iterations) at the best grid rate, "
           f"none diverging: {hours:.1f} h on this device")
