@@ -97,6 +97,16 @@ def _default_norm(finite: np.ndarray) -> LogNorm:
     return LogNorm(vmin=vmin, vmax=vmax, clip=True)
 
 
+def _map_axes(ax, x_edges: np.ndarray, y_edges: np.ndarray) -> None:
+    """Log α and β axes that end on the grid's outer cell edges, labelled: every map's frame."""
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(x_edges[0], x_edges[-1])
+    ax.set_ylim(y_edges[0], y_edges[-1])
+    ax.set_xlabel("inner learning rate α")
+    ax.set_ylabel("meta learning rate β")
+
+
 def stability_map(
     ax,
     alphas,
@@ -138,12 +148,7 @@ def stability_map(
         map_norm = norm if norm is not None else _default_norm(data.compressed())
 
     mesh = ax.pcolormesh(x_edges, y_edges, data, cmap=map_cmap, norm=map_norm, shading="flat")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlim(x_edges[0], x_edges[-1])
-    ax.set_ylim(y_edges[0], y_edges[-1])
-    ax.set_xlabel("inner learning rate α")
-    ax.set_ylabel("meta learning rate β")
+    _map_axes(ax, x_edges, y_edges)
 
     if threshold is not None:
         handles = [
@@ -183,12 +188,7 @@ def probability_map(ax, alphas, betas, p, *, label="P(diverged) over seeds", col
     if np.any((v < 0) | (v > 1)):
         raise _checks.refuse("p", "values outside [0, 1]", "p holds probabilities, each in [0, 1]")
     mesh = ax.pcolormesh(x_edges, y_edges, v, cmap="Reds", norm=Normalize(0.0, 1.0), shading="flat")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlim(x_edges[0], x_edges[-1])
-    ax.set_ylim(y_edges[0], y_edges[-1])
-    ax.set_xlabel("inner learning rate α")
-    ax.set_ylabel("meta learning rate β")
+    _map_axes(ax, x_edges, y_edges)
     if colorbar:
         ax.get_figure().colorbar(mesh, ax=ax, label=label)
     return mesh
