@@ -50,34 +50,47 @@ from .variants import CURVATURE_MODEL_OF, VARIANTS
 ESTIMATORS = ("tasks", "mean", "direct")
 """(a) over the union of the tasks' spectra (Eq. 26), (a) on the mean loss, and (b)."""
 
+DIRECT = ("grid", "recommended")
+"""Where :func:`advise` runs estimator (b): at every α of the table, or only at the recommended α."""
+
 TOL = 1e-8
 """Lanczos' relative tolerance: far below the safety margin, and a few iterations short of 1e-10."""
+
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
+"""Precisions of estimator (b)'s products; float32 only with ``tol`` >= :data:`FLOAT32_TOL`."""
+
+FLOAT32_TOL = 1e-5
+"""The tightest relative tolerance float32 products resolve (their round-off is ~1e-7 of λ)."""
+
+_NATIVE_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
 DEFAULT_ALPHAS = np.geomspace(1e-2, 1.0, 10)
 """Default α grid as fractions of the largest α any estimate allows: two decades, on a log axis."""
 
 
 def meta_curvature_operator(loss: TaskLoss, params: Params, tasks: Tasks, alpha, *, variant: str = "second",
-                            steps: int = 1) -> LinearOperator:
-    """Estimator (b)'s operator at θ for one α, float64: β_c(α) = 2/λ_max of it.
+                            steps: int = 1, dtype=torch.float64) -> LinearOperator:
+    """Estimator (b)'s operator at θ for one α: β_c(α) = 2/λ_max of it.
 
     second: the Hessian of F(θ) = mean_τ L_query(θ_k), the vector-Jacobian product of exact MAML's
     meta-gradient (:func:`mamlpaper.maml.batched_meta_gradient`, so the same code that trains).
     first / simplified: the symmetric part (J + Jᵀ)/2 of their meta-gradient's Jacobian J, with
     Jv from the pullback's own pullback (it is linear), as in :mod:`mamlpaper.diagnostics`.
+    Products run in ``dtype`` (float64, or float32: 3× faster for Conv4 on a CPU) on float64 vectors.
     """
     _checks.function("loss", loss)
     _checks.params(params)
     _checks.choice("variant", variant, VARIANTS)
     steps = _checks.integer("steps", steps, minimum=1)
     alpha = _checks.rate("alpha", alpha, allow_zero=True)
+    dtype = _checks.dtype(dtype, DTYPES)
     check_tasks(tasks)
-    params = {k: p.detach().to(torch.float64) for k, p in params.items()}
+    params = {k: p.detach().to(dtype) for k, p in params.items()}
     theta = hessian.flatten(params)
-    tasks = tasks.to(device=theta.device, dtype=torch.float64)
+    tasks = tasks.to(device=theta.device, dtype=dtype)
     check_fit(loss, params, tasks)
     meta_gradient = maml.batched_meta_gradient(loss, variant, steps)
-    alpha_t = torch.tensor(alpha, dtype=torch.float64, device=theta.device)
+    alpha_t = torch.tensor(alpha, dtype=dtype, device=theta.device)
 
     def gradient(flat):
         return hessian.flatten(meta_gradient(hessian.unflatten(flat, params), tasks, alpha_t)[1])
@@ -95,35 +108,44 @@ def _whole(values: np.ndarray) -> hessian.Spectrum:
     return hessian.Spectrum(values, float(values[-1]), 0.0)
 
 
-def _paper_spectra(loss: TaskLoss, params: Params, tasks: Tasks, k: int, seed: int):
+def _paper_spectra(loss: TaskLoss, params: Params, tasks: Tasks, k: int, seed: int, tol: float):
     """Estimator (a)'s spectra (union over tasks, mean loss); dense where Lanczos would need all of them."""
     mean_loss = diagnostics.mean_support_loss(loss, tasks)
     if hessian.flatten(params).numel() > k + 1:
-        return (diagnostics.task_spectrum(loss, params, tasks, k=k, tol=TOL, seed=seed),
-                hessian.spectrum(mean_loss, params, k=k, tol=TOL, seed=seed))
+        return (diagnostics.task_spectrum(loss, params, tasks, k=k, tol=tol, seed=seed),
+                hessian.spectrum(mean_loss, params, k=k, tol=tol, seed=seed))
     per_task = [hessian.eigenvalues(hessian.dense_hessian(lambda p: loss(p, x, y), params))
                 for x, y in zip(tasks.x_support, tasks.y_support)]
     return _whole(np.concatenate(per_task)), _whole(hessian.eigenvalues(hessian.dense_hessian(mean_loss, params)))
 
 
-def _direct_lambda_max(loss, params, tasks, alphas: np.ndarray, variant: str, steps: int, k: int,
-                       seed: int) -> np.ndarray:
-    """λ_max of :func:`meta_curvature_operator` at each α (dense below the size Lanczos needs)."""
-    values = []
-    for a in alphas.ravel():
-        operator = meta_curvature_operator(loss, params, tasks, float(a), variant=variant, steps=steps)
+def _direct_lambda_max(loss, params, tasks, alphas: np.ndarray, variant: str, steps: int, k: int, seed: int,
+                       tol: float, dtype: torch.dtype) -> np.ndarray:
+    """λ_max of :func:`meta_curvature_operator` at each α (dense below the size Lanczos needs).
+
+    The α run in increasing order, each Lanczos started from the previous α's eigenvector plus an
+    equal share of a random vector: the operator moves little between neighbouring α, so a few
+    products suffice, and the random share keeps Lanczos from settling on the old eigenvector
+    when another eigenvalue overtakes it (the old one stays an eigenvector of a quadratic's operator).
+    """
+    order = np.unique(alphas.ravel())
+    values, start, fresh = {}, None, np.random.default_rng(seed)
+    for a in order:
+        operator = meta_curvature_operator(loss, params, tasks, float(a), variant=variant, steps=steps, dtype=dtype)
         d = operator.shape[0]
         if d <= k + 1:
-            values.append(float(np.linalg.eigvalsh(operator.matmat(np.eye(d)))[-1]))
+            values[a] = float(np.linalg.eigvalsh(operator.matmat(np.eye(d)))[-1])
         else:
-            values.append(float(hessian.top_eigenvalues_of(operator, k=1, which="LA", tol=TOL, seed=seed)[0][0]))
-    return np.array(values).reshape(alphas.shape)
+            pair = hessian.top_eigenpair(operator, tol=tol, start=start, seed=seed)
+            noise = fresh.standard_normal(d)
+            values[a], start = pair.value, pair.vector + noise / np.linalg.norm(noise)
+    return np.array([values[a] for a in alphas.ravel()]).reshape(alphas.shape)
 
 
 def _two_over(lam: np.ndarray) -> np.ndarray:
-    """2/λ, and no bound (inf) where λ <= 0, the convention of :mod:`mamlpaper.bounds`."""
-    with np.errstate(divide="ignore"):
-        return np.where(lam > 0, 2.0 / np.where(lam > 0, lam, 1.0), np.inf)
+    """2/λ, and no bound (inf) where λ <= 0, the convention of :mod:`mamlpaper.bounds`; NaN (not run) stays NaN."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(np.isnan(lam), np.nan, np.where(lam > 0, 2.0 / np.where(lam > 0, lam, 1.0), np.inf))
 
 
 def _alpha_max(top: np.ndarray, model: str, steps: int) -> float:
@@ -211,6 +233,16 @@ class Advice:
         return ax
 
 
+def _check_batch_norms(model: nn.Module) -> None:
+    """torch's own batch norms are refused: under ``vmap`` their backward is wrong (functorch #534)."""
+    for name, layer in model.named_modules():
+        if type(layer) in _NATIVE_BATCH_NORMS:
+            raise _checks.refuse("model", model, f"model has a torch {type(layer).__name__} at {name!r}, whose second "
+                                 "derivatives under vmap are wrong in torch 2.13; use "
+                                 "mamlpaper.fewshot.conv4.PureBatchNorm2d (batch statistics, the same numbers)",
+                                 shown=type(model).__name__)
+
+
 def _draw(tasks, generator: torch.Generator) -> Callable[[], Tasks]:
     """A meta-batch source: the same batch every time, or the sampler's next draw."""
     if isinstance(tasks, Tasks):
@@ -239,7 +271,8 @@ def _warm_up(model, criterion, variant, steps, params, draw, iterations, alpha, 
 
 
 def advise(model: nn.Module, tasks, *, criterion=maml.mse, variant: str = "second", steps: int = 1, alphas=None,
-           warmup: int = 0, warmup_alpha=0.0, warmup_beta=1e-3, safety=0.5, k: int = 5, seed: int = 0) -> Advice:
+           warmup: int = 0, warmup_alpha=0.0, warmup_beta=1e-3, safety=0.5, k: int = 5, seed: int = 0,
+           tol=TOL, dtype="float64", direct: str = "grid") -> Advice:
     """α_c, β_c(α) and a recommended (α, β) for MAML on this model and these tasks (estimators: module doc).
 
     ``tasks``: a :class:`~mamlpaper.tasks.Tasks` meta-batch, or a sampler ``torch.Generator -> Tasks``
@@ -249,9 +282,16 @@ def advise(model: nn.Module, tasks, *, criterion=maml.mse, variant: str = "secon
     values over two decades up to the largest α either (a) estimate allows. ``warmup``: Adam steps
     at (``warmup_alpha``, ``warmup_beta``) before measuring (α = 0 is joint training). ``safety`` in
     (0, 1]: the fraction of each limit the recommendation uses. ``k``: eigenvalues per Lanczos run.
-    Estimates run in float64 on the model's device; the model itself is not changed.
+    ``tol``: Lanczos' relative tolerance. Estimator (a) runs in float64, (b) in ``dtype``, on the
+    model's device; the model itself is not changed. ``direct``: "grid" runs (b) at every α of the
+    table, "recommended" only at the recommended α (one Lanczos run; the table's direct columns are
+    NaN, ``Advice.beta_critical(α, "direct")`` still computes any α on demand). For a network of
+    ~10^5 parameters (Conv4) on a CPU, ``tol=1e-2, dtype="float32", direct="recommended"`` and a
+    handful of tasks keep a call under a minute (``benchmarks/advisor_speed.py``): a Lanczos
+    residual of 1 % of λ puts λ within ~1e-4·λ²/gap, far inside any safety margin.
     """
     _checks.module(model)
+    _check_batch_norms(model)
     _checks.function("criterion", criterion)
     _checks.choice("variant", variant, VARIANTS)
     steps = _checks.integer("steps", steps, minimum=1)
@@ -264,6 +304,12 @@ def advise(model: nn.Module, tasks, *, criterion=maml.mse, variant: str = "secon
     safety = float(safety)
     k = _checks.integer("k", k, minimum=1)
     seed = _checks.integer("seed", seed, minimum=0)
+    dtype = _checks.dtype(dtype, DTYPES)
+    direct_at = _checks.choice("direct", direct, DIRECT)
+    tol = _checks.real("tol", tol, above=0.0)
+    if not tol < 1.0 or (dtype == torch.float32 and tol < FLOAT32_TOL):
+        raise _checks.refuse("tol", tol, f"tol must be in [{FLOAT32_TOL:g}, 1) with float32 products and in (0, 1) "
+                             "with float64 ones")
     draw = _draw(tasks, torch.Generator().manual_seed(seed))
     batch = check_tasks(draw())
     loss = maml.functional_loss(model, criterion)
@@ -276,15 +322,18 @@ def advise(model: nn.Module, tasks, *, criterion=maml.mse, variant: str = "secon
     params = {name: p.to(torch.float64) for name, p in params.items()}
     batch = batch.to(device=like.device, dtype=torch.float64)
     model_name = CURVATURE_MODEL_OF[variant]
-    every_task, mean = _paper_spectra(loss, params, batch, k, seed)
+    every_task, mean = _paper_spectra(loss, params, batch, k, seed, tol)
     limits = [_alpha_max(s.top, model_name, steps) for s in (every_task, mean)]
     grid = max(limits) * DEFAULT_ALPHAS if grid is None else grid
 
     def direct(alpha_values: np.ndarray) -> np.ndarray:
-        return _direct_lambda_max(loss, params, batch, alpha_values, variant, steps, k, seed)
+        return _direct_lambda_max(loss, params, batch, alpha_values, variant, steps, k, seed, tol, dtype)
 
     alpha = safety * limits[0]
-    lam = direct(np.append(grid, alpha))
+    if direct_at == "grid":
+        lam = direct(np.append(grid, alpha))
+    else:
+        lam = np.append(np.full(grid.shape, np.nan), direct(np.array([alpha])))
     critical = {name: bounds.beta_critical_interval(grid, s.top, s.lower, model=model_name, steps=steps)
                 for name, s in (("tasks", every_task), ("mean", mean))}
     at_alpha = bounds.beta_critical_interval(alpha, every_task.top, every_task.lower, model=model_name, steps=steps)

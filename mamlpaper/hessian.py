@@ -225,6 +225,55 @@ def top_eigenvalues(
     return _lanczos(_linear_operator(_hvp_closure(loss, params, theta, method), theta), k, which, tol, seed)
 
 
+class Eigenpair(NamedTuple):
+    """The largest eigenvalue, its unit eigenvector, ‖Av − λv‖, and the products it took."""
+
+    value: float
+    vector: np.ndarray
+    residual: float
+    products: int
+
+
+def top_eigenpair(operator: Operand, d: int | None = None, *, tol: float = 1e-8, start: np.ndarray | None = None,
+                  max_products: int = 200, seed: int = 0) -> Eigenpair:
+    """λ_max by plain Lanczos (full reorthogonalisation), stopped at ‖Av − λv‖ <= tol·|λ|.
+
+    Where ARPACK (:func:`top_eigenvalues_of`) spends at least 20 products on any call, this stops
+    as soon as the Ritz pair is good enough, and takes a ``start`` vector: the previous eigenvector
+    of a family of operators (the meta-Hessian at the next α) converges in a few products, which is
+    what makes estimator (b) of :mod:`mamlpaper.advisor` affordable on a convolutional network.
+    The residual is the Lanczos bound |b_m s_m|, the value a lower bound on λ_max.
+    """
+    op = _as_operator(operator, d)
+    n = op.shape[0]
+    tol = _checks.real("tol", tol, above=0.0)
+    max_products = _checks.integer("max_products", max_products, minimum=1)
+    seed = _checks.integer("seed", seed, minimum=0)
+    if start is None:
+        v = np.random.default_rng(seed).standard_normal(n)
+    else:
+        v = np.array(start, dtype=np.float64).reshape(-1)
+        if v.shape != (n,) or not np.all(np.isfinite(v)) or not np.any(v):
+            raise _checks.refuse("start", start, f"start must be a finite, nonzero vector of length {n}",
+                                 shown=f"shape {v.shape}")
+    basis, diagonal, off = [v / np.linalg.norm(v)], [], []
+    for _ in range(min(max_products, n)):
+        w = op.matvec(basis[-1])
+        diagonal.append(float(basis[-1] @ w))
+        stacked = np.stack(basis, axis=1)
+        for _ in range(2):  # twice: one Gram-Schmidt pass leaves round-off along the old vectors
+            w = w - stacked @ (stacked.T @ w)
+        values, vectors = np.linalg.eigh(np.diag(diagonal) + np.diag(off, 1) + np.diag(off, -1))
+        b = float(np.linalg.norm(w))
+        residual = abs(b * vectors[-1, -1])
+        if residual <= tol * abs(values[-1]) or b <= np.finfo(float).eps * max(abs(values).max(), 1.0):
+            break
+        off.append(b)
+        basis.append(w / b)
+    ritz = np.stack(basis[:len(diagonal)], axis=1) @ vectors[:, -1]
+    return Eigenpair(float(values[-1]), ritz / np.linalg.norm(ritz), float(residual), len(diagonal))
+
+
 class Spectrum(NamedTuple):
     """The top k eigenvalues and the interval [lower, top[-1]] that holds all the others."""
 

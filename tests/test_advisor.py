@@ -218,3 +218,18 @@ def test_classification_labels_stay_integers():
     y = torch.randint(0, 3, (2, 6), generator=g)
     advice = advisor.advise(model, Tasks(x, y, x, y), criterion=cross_entropy, variant="first", k=2, alphas=[0.1, 1.0])
     assert np.all(np.isfinite(advice.table["lambda_max_direct"])) and advice.beta > 0
+
+
+def test_direct_at_the_recommendation_only_recommends_the_same_and_float32_agrees(mlp_setting):
+    """direct="recommended" runs (b) once: the same recommendation, the table's direct columns NaN
+    (filled on demand); float32 products at tol 1e-4 land within 1e-3 of float64's λ_max."""
+    model, batch = mlp_setting
+    alphas = np.array([0.01, 0.05, 0.2])
+    full = advisor.advise(model, batch, alphas=alphas, k=3)
+    once = advisor.advise(model, batch, alphas=alphas, k=3, direct="recommended")
+    assert once.alpha == full.alpha and once.beta == pytest.approx(full.beta, rel=1e-9)
+    assert once.table[["beta_c_direct", "lambda_max_direct"]].isna().all().all()
+    np.testing.assert_allclose(once.beta_critical(alphas, "direct"), full.table["beta_c_direct"], rtol=1e-6)
+    np.testing.assert_allclose(once.table["beta_c_tasks"], full.table["beta_c_tasks"], rtol=1e-12)
+    single = advisor.advise(model, batch, alphas=alphas, k=3, tol=1e-4, dtype="float32")
+    np.testing.assert_allclose(single.table["lambda_max_direct"], full.table["lambda_max_direct"], rtol=1e-3)

@@ -195,3 +195,36 @@ def test_spectrum_top_k_and_smallest_equal_numpy_eigh(small, big):
     assert 0 <= result.residual <= 1e-7 * np.abs(expected).max()
     big_loss, big_params, _, big_spectrum = big
     assert hessian.spectrum(big_loss, big_params, k=2).lower == pytest.approx(big_spectrum[0], rel=1e-8)
+
+
+def _symmetric_with_spectrum(values, seed=0):
+    q, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((len(values), len(values))))
+    return q @ np.diag(values) @ q.T, q
+
+
+def test_top_eigenpair_matches_eigh_and_its_residual_is_honest():
+    values = np.r_[10.0, 7.0, np.linspace(-3.0, 5.0, 78)]
+    a, _ = _symmetric_with_spectrum(values)
+    pair = hessian.top_eigenpair(a, tol=1e-10)
+    assert pair.value == pytest.approx(10.0, rel=1e-10)
+    assert np.linalg.norm(pair.vector) == pytest.approx(1.0)
+    assert np.linalg.norm(a @ pair.vector - pair.value * pair.vector) <= 1.01 * pair.residual + 1e-12
+    loose = hessian.top_eigenpair(a, tol=1e-2)
+    assert loose.products < pair.products and loose.residual <= 1e-2 * abs(loose.value)
+    assert loose.value <= 10.0 + 1e-12  # a Ritz value never exceeds λ_max
+    assert abs(loose.value - 10.0) <= loose.residual ** 2 / (10.0 - 7.0) * 1.01 + 1e-12
+
+
+def test_top_eigenpair_from_a_good_start_is_cheap_and_from_a_wrong_eigenvector_is_stuck():
+    """A start near the top eigenvector converges in a few products; an exact *other* eigenvector
+    spans an invariant subspace, so Lanczos returns it: why the advisor mixes in a random share."""
+    values = np.r_[10.0, 7.0, np.linspace(-3.0, 5.0, 78)]
+    a, q = _symmetric_with_spectrum(values)
+    noise = np.random.default_rng(1).standard_normal(80)
+    cold = hessian.top_eigenpair(a, tol=1e-6).products
+    assert hessian.top_eigenpair(a, tol=1e-6, start=q[:, 0] + 1e-4 * noise).products < cold
+    assert hessian.top_eigenpair(a, tol=1e-6, start=q[:, 0] + 1e-8 * noise).products <= 2
+    stuck = hessian.top_eigenpair(a, tol=1e-6, start=q[:, 1])
+    assert stuck.value == pytest.approx(7.0) and stuck.products == 1
+    mixed = q[:, 1] + np.random.default_rng(2).standard_normal(80) / np.sqrt(80)
+    assert hessian.top_eigenpair(a, tol=1e-6, start=mixed).value == pytest.approx(10.0, rel=1e-6)
