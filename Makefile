@@ -45,6 +45,9 @@ figures: $(STAMP) ## execute every notebook (PROFILE=...) into build/ and write 
 $(BUILD)/%.ipynb: notebooks/%.py $(PACKAGE) $(STAMP)
 	$(PY) -m mamlpaper.pipeline run $< $@ --profile $(PROFILE)
 
+# 06 reads the measured maps the others write (figures/maps/), so it runs after them.
+$(BUILD)/06_guideline.ipynb: $(filter-out $(BUILD)/06_guideline.ipynb,$(RUNS))
+
 test: $(STAMP) ## run the test suite, including a smoke run of every notebook
 	$(PY) -m pytest
 

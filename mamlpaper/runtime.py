@@ -22,6 +22,17 @@ def resolve_device(name: str = "auto") -> torch.device:
     return _checks.device(name)
 
 
+def use_threads(threads, profile: str) -> int:
+    """Set torch's CPU threads for a notebook: ``threads`` when positive, else the profile's (0 = torch's
+    default; one for ``smoke``, whose tensors are tiny and which runs beside other processes in the test
+    suite, where one thread is several times faster than two competing for the cores). Returns the count."""
+    profile = check_profile(profile)
+    threads = _checks.integer("threads", threads, minimum=0) or (1 if profile == "smoke" else 0)
+    if threads:
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
+
+
 def resolve_path(path: str | os.PathLike) -> Path:
     """Relative paths mean the repository root, whichever directory the notebook runs from."""
     if not isinstance(path, (str, os.PathLike)):

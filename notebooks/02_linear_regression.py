@@ -250,6 +250,11 @@ runtime.write_results("02_linear_regression", {
     "agreement": {f"{variant} vs {model}": {k: round(float(v), 4) for k, v in row.items()}
                   for (variant, model), row in agreement.iterrows()},
 }, out_dir)
+# The measured maps, for 06_guideline; a seed is a data draw (the spectra above, by seed).
+runtime.write_results("02_linear_regression", {"notebook": "02_linear_regression", "profile": profile, "series": {
+    f"{variant}-sgd": stability.export_map(t, problem=problem.name, spec=problem.spec, variant=variant, optimizer="sgd",
+                                           iterations=iterations, steps=1, dtype="float64", seed_is="data draw")
+    for variant, t in tables.items()}}, out_dir / "maps")
 agreement.loc[own_model]
 
 # %% [markdown]

@@ -56,13 +56,7 @@ out_dir = runtime.resolve_path(figures_dir)
 cache = runtime.resolve_path(cache_dir) if cache_dir else None
 if dtype not in sweep.DTYPES:
     raise ValueError(f"dtype={dtype!r} is not allowed; choose one of {', '.join(sweep.DTYPES)}")
-if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
-    raise ValueError(f"threads={threads!r} is not allowed; use 0 for the torch default or a positive integer")
-# The smoke run's tensors are tiny and it runs beside other processes in the test suite: there
-# one thread is several times faster than two competing for the cores.
-threads = threads or (1 if profile == "smoke" else 0)
-if threads:
-    torch.set_num_threads(threads)
+runtime.use_threads(threads, profile)
 plotting.use_style()
 
 # The paper's grids are 1…9 × 10^k; `default` keeps their ranges with mantissas 1, 2, 5 so that
@@ -610,4 +604,9 @@ runtime.write_results("03_sinusoid", {
                         for name, row in prediction.iterrows() if name.startswith("predicted")},
     "seconds": {k: round(float(v), 1) for k, v in timings.items()},
 }, out_dir)
+# The measured maps, for 06_guideline: the sweeps the maps show (not the float64 reruns).
+runtime.write_results("03_sinusoid", {"notebook": "03_sinusoid", "profile": profile, "series": {
+    f"second-{optimizer}": stability.export_map(t, problem=problem.name, spec=problem.spec, variant="second", optimizer=optimizer,
+                                                iterations=iterations, steps=1, dtype=dtype, seed_is="θ0, tasks")
+    for optimizer, t in tables.items()}}, out_dir / "maps")
 pd.Series(timings, name="seconds").round(1)

@@ -56,7 +56,7 @@ import pandas as pd
 import torch
 from matplotlib import patheffects
 
-from mamlpaper import atomic, plotting, problems, runtime, sweep
+from mamlpaper import atomic, plotting, problems, runtime, stability, sweep
 
 runtime.check_profile(profile)
 dev = runtime.resolve_device(device)
@@ -64,17 +64,15 @@ out_dir = runtime.resolve_path(figures_dir)
 cache = runtime.resolve_path(cache_dir) if cache_dir else None
 if dtype not in sweep.DTYPES:
     raise ValueError(f"dtype={dtype!r} is not allowed; choose one of {', '.join(sweep.DTYPES)}")
-for name, value in (("threads", threads), ("iterations", iterations), ("filters", filters),
-                    ("tasks_per_batch", tasks_per_batch), ("queries", queries)):
+for name, value in (("iterations", iterations), ("filters", filters), ("tasks_per_batch", tasks_per_batch),
+                    ("queries", queries)):
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"{name}={value!r} is not allowed; use 0 for the profile value or a positive integer")
 for name, value in (("alpha_mantissas", alpha_mantissas), ("beta_mantissas", beta_mantissas)):
     if not isinstance(value, list):
         raise ValueError(f"{name}={value!r} is not allowed; use a list of integers from 1 to 9, or [] for the "
                          f"profile value")
-threads = threads or (1 if profile == "smoke" else 0)
-if threads:
-    torch.set_num_threads(threads)
+runtime.use_threads(threads, profile)
 plotting.use_style()
 
 PAPER = {"filters": 32, "tasks_per_batch": 4, "queries": 15, "mantissas": tuple(range(1, 10))}
@@ -332,6 +330,11 @@ for optimizer, table in tables.items():
 out_dir.mkdir(parents=True, exist_ok=True)
 atomic.write_bytes(out_dir / "fig4c_miniimagenet.json",
                    (json.dumps(result, indent=1, ensure_ascii=False, allow_nan=False) + "\n").encode())
+# The measured maps, for 06_guideline.
+runtime.write_results("05_miniimagenet", {"notebook": "05_miniimagenet", "profile": profile, "series": {
+    f"second-{optimizer}": stability.export_map(t, problem=problem.name, spec=problem.spec, variant="second", optimizer=optimizer,
+                                                iterations=iterations, steps=STEPS, dtype=dtype, seed_is="θ0, tasks")
+    for optimizer, t in tables.items()}}, out_dir / "maps")
 print(json.dumps({o: {r: result[o][r]["ratio"] for r in readings} for o in tables}))
 
 # %% [markdown]

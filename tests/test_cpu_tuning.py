@@ -98,3 +98,16 @@ def test_the_makefiles_heap_setting_stops_a_sweeps_page_faults():
     plain = page_faults("glibc.malloc.mmap_threshold=131072:glibc.malloc.trim_threshold=131072")
     retained = page_faults(makefile_tunables())
     assert retained < plain / 10, (plain, retained)
+
+
+def test_a_notebook_thread_setting_uses_the_profile_value_and_an_explicit_count():
+    from mamlpaper import runtime
+
+    before = torch.get_num_threads()
+    try:
+        assert runtime.use_threads(0, "smoke") == 1
+        torch.set_num_threads(before)
+        assert runtime.use_threads(0, "default") == before
+        assert runtime.use_threads(1, "default") == 1
+    finally:
+        torch.set_num_threads(before)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mamlpaper import pipeline
+from mamlpaper import pipeline, stability
 from mamlpaper.runtime import REPO_ROOT
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("[0-9]*.py"))
@@ -24,11 +24,21 @@ FIGURES = {
                     "fig4a_6a_sinusoid_probability", "fig4a_measured_beta_critical"],
     "04_omniglot": ["fig4b_omniglot_sgd", "fig6b_omniglot_adam", "fig4b_measured_beta_critical"],
     "05_miniimagenet": ["fig4c_miniimagenet_sgd", "fig6c_miniimagenet_adam", "fig4c_measured_beta_critical"],
+    "06_guideline": ["guideline_boundaries", "guideline_own_model"],
 }
 RESULTS = {"04_omniglot": "fig4b_omniglot.json", "05_miniimagenet": "fig4c_miniimagenet.json"}
 """The JSON of measured numbers a notebook writes beside its figures (the README quotes it)."""
 SEEDED = ("02_linear_regression", "03_sinusoid")
+COMMITTED_MAPS = REPO_ROOT / "figures" / "maps"
+"""Notebook 06 reads measured maps; its smoke run reads the committed ones of the default profile."""
 """Notebooks whose maps are read from several seeds; they write `<notebook>.json`."""
+MAPS = {
+    "02_linear_regression": ["second-sgd", "first-sgd", "simplified-sgd"],
+    "03_sinusoid": ["second-sgd", "second-adam"],
+    "04_omniglot": ["second-sgd", "second-adam"],
+    "05_miniimagenet": ["second-sgd", "second-adam"],
+}
+"""The measured maps a notebook writes to `maps/<notebook>.json` (stability.export_map), by series."""
 
 
 def synthetic_miniimagenet(root: Path, classes: int = 6, per_class: int = 3) -> Path:
@@ -54,6 +64,11 @@ def use_data_for(notebook: Path, tmp_path: Path, monkeypatch) -> None:
         monkeypatch.setenv("MAMLPAPER_DATA", str(root))
     elif notebook.stem == "05_miniimagenet":
         monkeypatch.setenv("MAMLPAPER_DATA", str(synthetic_miniimagenet(tmp_path / "data")))
+    elif notebook.stem == "06_guideline":  # Omniglot where it is, for the advisor on 04's map; else 06 leaves it out
+        shared = REPO_ROOT.parent / "shared" / "data"
+        monkeypatch.setenv("MAMLPAPER_DATA", os.environ.get("MAMLPAPER_DATA", str(shared)))
+
+
 SHARED_PARAMETERS = {"profile", "seed", "device", "figures_dir"}
 
 
@@ -78,6 +93,8 @@ def test_notebook_smoke_run_writes_its_figures(notebook, tmp_path, monkeypatch):
     parameters = {"profile": "smoke", "figures_dir": str(figures)}
     if "cache_dir" in notebook.read_text():
         parameters["cache_dir"] = str(tmp_path / "cache")
+    if "maps_dir" in notebook.read_text():
+        parameters["maps_dir"] = str(COMMITTED_MAPS)
     out = pipeline.execute(notebook, tmp_path / f"{notebook.stem}.ipynb", parameters)
     assert out.exists()
     for name in FIGURES[notebook.stem]:
@@ -86,6 +103,21 @@ def test_notebook_smoke_run_writes_its_figures(notebook, tmp_path, monkeypatch):
     if notebook.stem in SEEDED:
         result = json.loads((figures / f"{notebook.stem}.json").read_text())
         assert result["profile"] == "smoke" and result["seeds"] == [0, 1]
+    if notebook.stem == "06_guideline":
+        result = json.loads((figures / "06_guideline.json").read_text())
+        assert result["profile"] == "smoke" and set(result["within_2x"]) == {"finite", "trained"}
+        assert result["own_model"]["advisor_loss"] > 0 and result["own_model"]["grid_runs"] > 0
+    if notebook.stem in MAPS:
+        path = figures / "maps" / f"{notebook.stem}.json"
+        assert json.loads(path.read_text())["profile"] == "smoke"
+        maps = stability.read_maps(path)
+        assert sorted(maps) == sorted(MAPS[notebook.stem])
+        for name, measured in maps.items():
+            variant, optimizer = name.split("-")
+            labels = measured.labels
+            assert (labels["variant"], labels["optimizer"]) == (variant, optimizer)
+            assert {"problem", "iterations"} <= set(labels) and labels["steps"] == (2 if notebook.stem in RESULTS else 1)
+            assert measured.cells["runs"].sum() > 0 and len(measured.beta_critical) > 0
     if notebook.stem in RESULTS:
         result = json.loads((figures / RESULTS[notebook.stem]).read_text())
         assert result["profile"] == "smoke" and result["figures"] == FIGURES[notebook.stem]

@@ -99,3 +99,121 @@ def test_probability_map_and_seed_readings_draw(tmp_path):
     with pytest.raises(ValueError, match="^p="):
         plotting.probability_map(left, alphas[1:], betas, p[:, 1:] + 1.5)
     plt.close(fig)
+
+
+def map_table() -> pd.DataFrame:
+    """Three seeds on 2 α × 2 β with known counts, medians and β_c; (0.1, 2.0) diverges in every seed."""
+    runs = {  # (alpha, beta): [(diverged, unstable, collapsed, loss_final) per seed]
+        (0.0, 1.0): [(0, 0, 0, 0.5), (0, 1, 0, 2.5), (0, 0, 1, 1.0)],
+        (0.0, 2.0): [(1, 1, 0, np.nan), (0, 0, 0, 4.0), (1, 1, 0, np.inf)],
+        (0.1, 1.0): [(0, 0, 0, 0.25), (0, 0, 0, 0.75), (1, 1, 0, 3e9)],
+        (0.1, 2.0): [(1, 1, 0, np.nan), (1, 1, 0, np.nan), (1, 1, 0, 1e9)],
+    }
+    rows = [{"alpha": a, "beta": b, "seed": s, "diverged": bool(d), "unstable": bool(u), "collapsed": bool(c),
+             "loss_final": loss, "variant": "second", "optimizer": "sgd", "steps": 1, "iterations": 30}
+            for (a, b), per_seed in runs.items() for s, (d, u, c, loss) in enumerate(per_seed)]
+    return pd.DataFrame(rows).sample(frac=1.0, random_state=0).reset_index(drop=True)  # order must not matter
+
+
+def test_export_map_counts_medians_and_per_seed_beta_c_and_round_trips_through_json():
+    import json
+
+    from mamlpaper import sweep
+
+    table = map_table()
+    data = stability.export_map(table, problem="toy", variant="second", optimizer="sgd", iterations=np.int64(30),
+                                steps=1, dtype="float32", seeds=[0, 1, 2])
+    text = json.dumps(data, allow_nan=False)
+    assert json.dumps(stability.export_map(table.iloc[::-1], problem="toy", variant="second", optimizer="sgd",
+                                           iterations=30, steps=1, dtype="float32", seeds=[0, 1, 2]),
+                      allow_nan=False) == text  # deterministic, whatever the row order
+    cells = data["cells"]
+    assert cells["alpha"] == [0.0, 0.0, 0.1, 0.1] and cells["beta"] == [1.0, 2.0, 1.0, 2.0]
+    assert cells["runs"] == [3, 3, 3, 3]
+    assert cells["diverged"] == [0, 2, 1, 3] and cells["unstable"] == [1, 2, 1, 3]
+    assert cells["collapsed"] == [1, 0, 0, 0]
+    assert all(type(v) is int for v in cells["diverged"]) and all(type(v) is float for v in cells["alpha"])
+    assert cells["loss_median"] == [1.0, 4.0, 0.5, None]
+    assert data["labels"] == {"problem": "toy", "variant": "second", "optimizer": "sgd", "iterations": 30,
+                              "steps": 1, "dtype": "float32", "seeds": [0, 1, 2]}
+
+    measured = stability.import_map(json.loads(text))
+    assert measured.labels == data["labels"]
+    assert measured.cells["diverged"].tolist() == [0, 2, 1, 3] and np.isnan(measured.cells["loss_median"].iloc[3])
+    read = measured.beta_critical
+    assert list(read.columns) == ["seed", "alpha", "finite", "trained"]
+    # by hand: seed 0 finite 1, 1 / trained 1, 1; seed 1 finite 2, 1 / trained 2 (beta 1 unstable), 1;
+    # seed 2 finite 1, none / trained none (collapsed), none
+    expected_finite = [1.0, 1.0, 2.0, 1.0, 1.0, np.nan]
+    expected_trained = [1.0, 1.0, 2.0, 1.0, np.nan, np.nan]
+    np.testing.assert_array_equal(read["finite"], expected_finite)
+    np.testing.assert_array_equal(read["trained"], expected_trained)
+    for reading in sweep.READINGS:
+        reference = sweep.measured_beta_critical(table, reading=reading)
+        np.testing.assert_array_equal(read[["seed", "alpha"]].to_numpy(float),
+                                      reference[["seed", "alpha"]].to_numpy(float))
+        np.testing.assert_array_equal(read[reading], reference["beta_c"])
+    assert data["beta_critical"]["trained"][4] is None
+
+    summary = stability.beta_critical_summary(measured).set_index("alpha")
+    assert summary.loc[0.0].tolist() == [1.0, 1.0, 2.0, 3] and summary.loc[0.1].tolist() == [1.0, 1.0, 1.0, 2]
+    trained = stability.beta_critical_summary(measured, reading="trained").set_index("alpha")
+    assert trained.loc[0.0, "median"] == 1.5 and trained.loc[0.0, "seeds"] == 2
+    assert trained.loc[0.0, "low"] == 1.0 and trained.loc[0.0, "high"] == 2.0
+
+
+def test_export_map_of_a_table_without_seed_column_counts_it_as_seed_0():
+    table = map_table()
+    one = table[table.seed == 1].drop(columns="seed")
+    data = stability.export_map(one)
+    assert data["labels"] == {} and data["cells"]["runs"] == [1, 1, 1, 1]
+    assert data["cells"]["loss_median"] == [2.5, 4.0, 0.75, None]
+    assert data["beta_critical"] == {"seed": [0, 0], "alpha": [0.0, 0.1], "finite": [2.0, 1.0], "trained": [2.0, 1.0]}
+    assert stability.import_map(data).beta_critical["seed"].tolist() == [0, 0]
+
+
+def test_a_real_sweep_exports_and_reads_back_from_a_maps_file(tmp_path):
+    import json
+
+    from mamlpaper import problems, runtime, sweep
+
+    problem = problems.linear_regression(n_points=10)
+    table = sweep.run_sweep(problem, [0.0, 0.01], [1e-3, 50.0], iterations=3, seeds=2, progress=False)
+    series = {"second-sgd": stability.export_map(table, problem=problem.name, variant="second", optimizer="sgd",
+                                                 iterations=3, steps=1)}
+    document = {"notebook": "99_toy", "profile": "smoke", "series": series}
+    path = runtime.write_results("99_toy", document, tmp_path / "maps")
+    assert path == tmp_path / "maps" / "99_toy.json"
+    maps = stability.read_maps(path)
+    assert list(maps) == ["second-sgd"] and maps["second-sgd"].labels["problem"] == "linear_regression"
+    assert maps["second-sgd"].cells["runs"].sum() == len(table) == 8
+    assert maps["second-sgd"].cells["diverged"].tolist() == table.groupby(["alpha", "beta"]).diverged.sum().tolist()
+    assert 0 < table.diverged.sum() < len(table)
+    with pytest.raises(ValueError, match="^iterations=4 is not allowed; the table's iterations is 3"):
+        stability.export_map(table, iterations=4)
+    with pytest.raises(FileNotFoundError, match="run notebooks/03_sinusoid.py"):
+        stability.read_maps(tmp_path / "maps" / "03_sinusoid.json")
+    (tmp_path / "bad.json").write_text(json.dumps({"series": {"x": {"cells": {}}}}))
+    with pytest.raises(ValueError, match="series 'x': data lacks 'format'"):
+        stability.read_maps(tmp_path / "bad.json")
+    (tmp_path / "none.json").write_text(json.dumps({"notebook": "x"}))
+    with pytest.raises(ValueError, match="lacks 'series'"):
+        stability.read_maps(tmp_path / "none.json")
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d.pop("cells"), "^data lacks 'cells'; pass a dict written by stability.export_map$"),
+    (lambda d: d.update(format="other"), "^data.format='other' is not allowed"),
+    (lambda d: d["cells"].pop("runs"), "^data.cells lacks column 'runs'"),
+    (lambda d: d["cells"]["runs"].__setitem__(0, -1), "^data.cells.runs must be a list of integers >= 0"),
+    (lambda d: d["cells"]["alpha"].__setitem__(0, None), "^data.cells.alpha must be a list of real"),
+    (lambda d: d["cells"]["beta"].pop(), "^data.cells has columns of different lengths"),
+    (lambda d: d["cells"]["diverged"].__setitem__(0, 9), "^data.cells must count"),
+    (lambda d: d["beta_critical"]["seed"].__setitem__(0, 0.5), "^data.beta_critical.seed must be a list of integer"),
+    (lambda d: d.update(labels=[1]), "^data.labels=\\[1\\] is not allowed"),
+])
+def test_import_map_refuses_a_dict_that_is_not_an_export(change, message):
+    data = stability.export_map(map_table())
+    change(data)
+    with pytest.raises(ValueError, match=message):
+        stability.import_map(data)
