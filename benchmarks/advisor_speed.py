@@ -31,16 +31,16 @@ def timed(call, warm_up: bool) -> tuple[float, advisor.Advice]:
     return time.perf_counter() - start, result
 
 
-def sinusoid():
+def sinusoid(device: torch.device):
     generator = torch.Generator().manual_seed(0)
-    model = models.mlp(generator, widths=(1, 40, 40, 1), activation="relu")
+    model = models.mlp(generator, widths=(1, 40, 40, 1), activation="relu").to(device)
     batch = tasks.sinusoid(generator, n_tasks=100, n_support=10, n_query=10)
     return lambda: advisor.advise(model, batch, variant="second", steps=1)
 
 
-def omniglot_like(n_tasks: int, ways: int = 5, shots: int = 1, queries: int = 15):
+def omniglot_like(n_tasks: int, device: torch.device, ways: int = 5, shots: int = 1, queries: int = 15):
     generator = torch.Generator().manual_seed(0)
-    model = conv4(generator, ways)
+    model = conv4(generator, ways).to(device)
 
     def side(per_class):
         images = torch.rand(n_tasks, ways * per_class, 1, 28, 28, generator=generator)
@@ -57,15 +57,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--conv4", action="store_true", help="also time Conv4 on Omniglot-shaped images")
     parser.add_argument("--conv4-tasks", type=int, default=4)
+    parser.add_argument("--device", default="cpu", help="where the model and every product run (cpu, cuda)")
     args = parser.parse_args()
+    device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    seconds, advice = timed(sinusoid(), warm_up=True)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}")
+    seconds, advice = timed(sinusoid(device), warm_up=True)
     print(f"sinusoid MLP (d = 1761, 100 tasks), 10 α, both estimators: {seconds:.2f} s")
     print(advice)
     if args.conv4:
-        call = omniglot_like(args.conv4_tasks)
+        call = omniglot_like(args.conv4_tasks, device)
         for direct in advisor.DIRECT[::-1]:
             seconds, advice = timed(lambda: call(direct), warm_up=False)
             print(f"Conv4 (Omniglot-shaped, {args.conv4_tasks} tasks, 2 inner steps), 10 α, direct estimator at "

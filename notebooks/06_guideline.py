@@ -567,6 +567,11 @@ print("share of (α, seed) where a nonlinear problem's prediction exceeds twice 
 assert (unsafe <= 0.1).all(), "the estimators at θ0 should err on the safe side away from linear regression"
 assert np.isfinite(own_result["advisor_loss"]), "the advisor's recommendation diverged"
 assert own_advice.beta <= 0.5 * float(own_advice.beta_critical(own_advice.alpha, "tasks")) * (1 + 1e-9)
+def finite_or_none(value):
+    """JSON holds no NaN or inf: a missing reading or an unbounded β_c is written as null."""
+    return float(f"{value:.4g}") if np.isfinite(value) else None
+
+
 results = {
     "profile": profile,
     "within_2x": {reading: {f"{problem} {series}": {e: round(float(v), 3) for e, v in row.items()}
@@ -580,6 +585,12 @@ results = {
                                sgd.groupby(["reading", "problem", "series", "estimator"])["ratio"].median().dropna().items()
                                if r == reading}
                      for reading in sweep.READINGS},
+    "table": {f"{problem} {series}": [
+        {"alpha": float(alpha), "measured": finite_or_none(row[("measured", "tasks")]),
+         **{e: finite_or_none(row[("predicted", e)]) for e in ESTIMATORS},
+         **{f"ratio_{e}": finite_or_none(row[("ratio", e)]) for e in ESTIMATORS}}
+        for (_, _, alpha), row in block.iterrows()]
+        for (problem, series), block in comparison.groupby(level=["problem", "series"])},
     "own_model": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in own_result.items()},
     "seconds": {k: round(float(v), 1) for k, v in timings.items()},
 }
