@@ -326,14 +326,14 @@ def advise(model: nn.Module, tasks, *, criterion=maml.mse, variant: str = "secon
     limits = [_alpha_max(s.top, model_name, steps) for s in (every_task, mean)]
     grid = max(limits) * DEFAULT_ALPHAS if grid is None else grid
 
-    def direct(alpha_values: np.ndarray) -> np.ndarray:
+    def lambda_max(alpha_values: np.ndarray) -> np.ndarray:
         return _direct_lambda_max(loss, params, batch, alpha_values, variant, steps, k, seed, tol, dtype)
 
     alpha = safety * limits[0]
     if direct_at == "grid":
-        lam = direct(np.append(grid, alpha))
+        lam = lambda_max(np.append(grid, alpha))
     else:
-        lam = np.append(np.full(grid.shape, np.nan), direct(np.array([alpha])))
+        lam = np.append(np.full(grid.shape, np.nan), lambda_max(np.array([alpha])))
     critical = {name: bounds.beta_critical_interval(grid, s.top, s.lower, model=model_name, steps=steps)
                 for name, s in (("tasks", every_task), ("mean", mean))}
     at_alpha = bounds.beta_critical_interval(alpha, every_task.top, every_task.lower, model=model_name, steps=steps)
@@ -343,5 +343,5 @@ def advise(model: nn.Module, tasks, *, criterion=maml.mse, variant: str = "secon
         variant=variant, steps=steps, model=model_name, safety=safety, tasks_spectrum=every_task,
         mean_spectrum=mean, alpha_critical=bounds.alpha_critical(every_task.top, model_name, steps),
         alpha_max=limits[0], alpha=alpha, beta=safety * float(min(at_alpha, _two_over(lam[-1]))),
-        table=table, _direct=direct,
+        table=table, _direct=lambda_max,
     )

@@ -278,6 +278,12 @@ assert 2 / along["end of the run"] >= beta_demo / 2, "the run should end near th
 # residual, at a few α of the map (each costs a Lanczos run through the two inner steps).
 
 # %%
+def first_tasks(problem):
+    """The first few tasks of the problem's first meta-batch: what the few-shot estimates run on."""
+    batch = problem.sample_tasks(torch.Generator().manual_seed(seed))
+    return tasks.Tasks(*(t[:settings["fewshot_tasks"]] for t in batch))
+
+
 def fewshot_scores(stem, build):
     """The advisor on the problem a few-shot notebook mapped, scored against its SGD and Adam maps."""
     maps = measured[stem]
@@ -294,8 +300,7 @@ def fewshot_scores(stem, build):
         alphas = np.sort(m.cells["alpha"].unique())
         betas = np.sort(m.cells["beta"].unique())
         shown = alphas[alphas > 0][:: max(1, int(np.ceil((alphas > 0).sum() / settings["fewshot_alphas"])))]
-        batch = problem.sample_tasks(torch.Generator().manual_seed(seed))
-        batch = tasks.Tasks(*(t[:settings["fewshot_tasks"]] for t in batch))
+        batch = first_tasks(problem)
         key = (stem, m.labels["variant"], m.labels["steps"])
         if key not in advices:
             advices[key] = advisor.advise(problem.model, batch, criterion=problem.criterion,
@@ -351,7 +356,7 @@ def omniglot_run_evidence():
     beta0 = float(first.loc[0.0, "finite"])
     result = sweep.train(problem, 0.0, beta0, iterations=m.labels["iterations"], steps=m.labels["steps"], seed=seed,
                          dtype="float32", device=dev)
-    batch = tasks.Tasks(*(t[:settings["fewshot_tasks"]] for t in problem.sample_tasks(torch.Generator().manual_seed(seed))))
+    batch = first_tasks(problem)
     loss = maml.functional_loss(problem.model, problem.criterion)
 
     def describe(params):
