@@ -56,6 +56,9 @@ DIRECT = ("grid", "recommended")
 TOL = 1e-8
 """Lanczos' relative tolerance: far below the safety margin, and a few iterations short of 1e-10."""
 
+MAX_PRODUCTS = 200
+"""Estimator (b)'s budget of products per Lanczos run; running out raises :class:`~mamlpaper.hessian.NotConverged`."""
+
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 """Precisions of estimator (b)'s products; float32 only with ``tol`` >= :data:`FLOAT32_TOL`."""
 
@@ -64,8 +67,13 @@ FLOAT32_TOL = 1e-5
 
 _NATIVE_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
-DEFAULT_ALPHAS = np.geomspace(1e-2, 1.0, 10)
-"""Default α grid as fractions of the largest α any estimate allows: two decades, on a log axis."""
+DEFAULT_ALPHAS = 0.95 * np.geomspace(1e-2, 1.0, 10)
+"""Default α grid as fractions of the largest α any estimate allows: two decades, on a log axis.
+
+It stops 5 % short of the limit: where the limit is α_c (first-order, simplified) β_c is 0 there,
+no β converging, so a row at the limit shows the cliff instead of β_c(α) beside it; at 0.95 the
+top curvature λ(1 − αλ) is still 5 % of λ, far above round-off, and β_c positive and finite.
+"""
 
 
 def meta_curvature_operator(loss: TaskLoss, params: Params, tasks: Tasks, alpha, *, variant: str = "second",
@@ -120,13 +128,15 @@ def _paper_spectra(loss: TaskLoss, params: Params, tasks: Tasks, k: int, seed: i
 
 
 def _direct_lambda_max(loss, params, tasks, alphas: np.ndarray, variant: str, steps: int, k: int, seed: int,
-                       tol: float, dtype: torch.dtype) -> np.ndarray:
+                       tol: float, dtype: torch.dtype, max_products: int) -> np.ndarray:
     """λ_max of :func:`meta_curvature_operator` at each α (dense below the size Lanczos needs).
 
     The α run in increasing order, each Lanczos started from the previous α's eigenvector plus an
     equal share of a random vector: the operator moves little between neighbouring α, so a few
     products suffice, and the random share keeps Lanczos from settling on the old eigenvector
     when another eigenvalue overtakes it (the old one stays an eigenvector of a quadratic's operator).
+    A run that stops at ``max_products`` short of ``tol`` raises: its value may lie well below
+    λ_max, so 2/λ_max would overstate β_c.
     """
     order = np.unique(alphas.ravel())
     values, start, fresh = {}, None, np.random.default_rng(seed)
@@ -136,7 +146,12 @@ def _direct_lambda_max(loss, params, tasks, alphas: np.ndarray, variant: str, st
         if d <= k + 1:
             values[a] = float(np.linalg.eigvalsh(operator.matmat(np.eye(d)))[-1])
         else:
-            pair = hessian.top_eigenpair(operator, tol=tol, start=start, seed=seed)
+            pair = hessian.top_eigenpair(operator, tol=tol, start=start, max_products=max_products, seed=seed)
+            if not pair.converged:
+                reached = pair.residual / abs(pair.value) if pair.value else np.inf
+                raise hessian.NotConverged(
+                    f"estimator (b)'s Lanczos at alpha={float(a)!r} stopped at max_products={pair.products} with "
+                    f"relative residual {reached:.2e} > tol={tol:g}; raise max_products or loosen tol")
             noise = fresh.standard_normal(d)
             values[a], start = pair.value, pair.vector + noise / np.linalg.norm(noise)
     return np.array([values[a] for a in alphas.ravel()]).reshape(alphas.shape)
@@ -272,21 +287,24 @@ def _warm_up(model, criterion, variant, steps, params, draw, iterations, alpha, 
 
 def advise(model: nn.Module, tasks, *, criterion=maml.mse, variant: str = "second", steps: int = 1, alphas=None,
            warmup: int = 0, warmup_alpha=0.0, warmup_beta=1e-3, safety=0.5, k: int = 5, seed: int = 0,
-           tol=TOL, dtype="float64", direct: str = "grid") -> Advice:
+           tol=TOL, dtype="float64", direct: str = "grid", max_products: int = MAX_PRODUCTS) -> Advice:
     """α_c, β_c(α) and a recommended (α, β) for MAML on this model and these tasks (estimators: module doc).
 
     ``tasks``: a :class:`~mamlpaper.tasks.Tasks` meta-batch, or a sampler ``torch.Generator -> Tasks``
     drawn from ``torch.Generator().manual_seed(seed)`` (the estimates use its first batch, the warm-up
     the next ones). ``criterion``: (prediction, target) -> scalar, written out where it is
     differentiated twice (:func:`mamlpaper.maml.mse`). ``alphas``: the table's grid, by default ten
-    values over two decades up to the largest α either (a) estimate allows. ``warmup``: Adam steps
-    at (``warmup_alpha``, ``warmup_beta``) before measuring (α = 0 is joint training). ``safety`` in
-    (0, 1]: the fraction of each limit the recommendation uses. ``k``: eigenvalues per Lanczos run.
-    ``tol``: Lanczos' relative tolerance. Estimator (a) runs in float64, (b) in ``dtype``, on the
-    model's device; the model itself is not changed. ``direct``: "grid" runs (b) at every α of the
-    table, "recommended" only at the recommended α (one Lanczos run; the table's direct columns are
-    NaN, ``Advice.beta_critical(α, "direct")`` still computes any α on demand). For a network of
-    ~10^5 parameters (Conv4) on a CPU, ``tol=1e-2, dtype="float32", direct="recommended"`` and a
+    values over two decades up to 95 % of the largest α either (a) estimate allows
+    (:data:`DEFAULT_ALPHAS`). ``warmup``: Adam steps at (``warmup_alpha``, ``warmup_beta``) before
+    measuring (α = 0 is joint training). ``safety`` in (0, 1]: the fraction of each limit the
+    recommendation uses. ``k``: eigenvalues per Lanczos run. ``tol``: Lanczos' relative tolerance.
+    ``max_products``: estimator (b)'s products per Lanczos run; one that runs out short of ``tol``
+    raises :class:`~mamlpaper.hessian.NotConverged` (estimator (a)'s ARPACK raises on its own).
+    Estimator (a) runs in float64, (b) in ``dtype``, on the model's device; the model itself is not
+    changed. ``direct``: "grid" runs (b) at every α of the table, "recommended" only at the
+    recommended α (one Lanczos run; the table's direct columns are NaN,
+    ``Advice.beta_critical(α, "direct")`` still computes any α on demand). For a network of ~10^5
+    parameters (Conv4) on a CPU, ``tol=1e-2, dtype="float32", direct="recommended"`` and a
     handful of tasks keep a call under a minute (``benchmarks/advisor_speed.py``): a Lanczos
     residual of 1 % of λ puts λ within ~1e-4·λ²/gap, far inside any safety margin.
     """
@@ -310,6 +328,7 @@ def advise(model: nn.Module, tasks, *, criterion=maml.mse, variant: str = "secon
     if not tol < 1.0 or (dtype == torch.float32 and tol < FLOAT32_TOL):
         raise _checks.refuse("tol", tol, f"tol must be in [{FLOAT32_TOL:g}, 1) with float32 products and in (0, 1) "
                              "with float64 ones")
+    max_products = _checks.integer("max_products", max_products, minimum=1)
     draw = _draw(tasks, torch.Generator().manual_seed(seed))
     batch = check_tasks(draw())
     loss = maml.functional_loss(model, criterion)
@@ -327,7 +346,7 @@ def advise(model: nn.Module, tasks, *, criterion=maml.mse, variant: str = "secon
     grid = max(limits) * DEFAULT_ALPHAS if grid is None else grid
 
     def lambda_max(alpha_values: np.ndarray) -> np.ndarray:
-        return _direct_lambda_max(loss, params, batch, alpha_values, variant, steps, k, seed, tol, dtype)
+        return _direct_lambda_max(loss, params, batch, alpha_values, variant, steps, k, seed, tol, dtype, max_products)
 
     alpha = safety * limits[0]
     if direct_at == "grid":

@@ -19,6 +19,14 @@ import numpy as np
 from . import _checks
 from .variants import CURVATURE_MODELS
 
+ZERO_ULPS = 4
+"""How many ulps of 1 the factor 1 − αλ may be off 0 and still count as 0 (α at α_c = 1/λ exactly).
+
+α = 1.0/λ in floating point gives αλ within 2 ulps of 1, so 1 − αλ comes out 0 or ±1e-16 by
+rounding alone and would put α_c itself on either side of the bound; 4 ulps (9e-16) cover that
+with a margin and touch only α within 1e-15 (relative) of 1/λ.
+"""
+
 
 def _check_model(model, steps):
     _checks.choice("model", model, CURVATURE_MODELS)
@@ -44,13 +52,30 @@ def _rates(value, name, *, allow_zero):
     return rates
 
 
+def _power(model, steps):
+    """m in c = λ·f^m: odd where c changes sign at f = 0 (an α_c), even where it only touches 0."""
+    return 1 if model == "penalty" else steps if model == "simplified" else 2 * steps
+
+
+def _factor(lam, a, model):
+    """f = 1 − αλ (1 − 2αλ for the penalty form), 0 within :data:`ZERO_ULPS` of it."""
+    f = 1.0 - (2.0 * a if model == "penalty" else a) * lam
+    return np.where(np.abs(f) <= ZERO_ULPS * np.finfo(np.float64).eps, 0.0, f)
+
+
 def _c(lam, a, model, steps):
-    """c(λ, α) elementwise, λ and α broadcast against each other."""
-    if model == "simplified":
-        return lam * (1.0 - a * lam) ** steps
-    if model == "penalty":
-        return lam - 2.0 * a * lam**2
-    return lam * (1.0 - a * lam) ** (2 * steps)
+    """c(λ, α) = λ·f^m elementwise, λ and α broadcast against each other."""
+    return lam * _factor(lam, a, model) ** _power(model, steps)
+
+
+def _crossed(lam, a, model, steps):
+    """α at or beyond α_c along the last axis: f <= 0 at some λ > 0 where c changes sign there.
+
+    At f = 0 itself (α = α_c) meta-descent does not contract along that λ for any β, so it counts
+    with the far side; under an even power c only touches 0 and imposes no bound.
+    """
+    sign_change = _power(model, steps) % 2 == 1
+    return sign_change & np.any((lam > 0) & (_factor(lam, a, model) <= 0), axis=-1)
 
 
 def _curvature(eigenvalues, alpha, model, steps):
@@ -67,7 +92,7 @@ def _peak(alpha, model, steps):
 
 
 def _interval_beta_critical(alpha, lower, upper, model, steps):
-    """min over λ in [lower, upper] ∩ (0, ∞) of β_c: 2 / max c, or 0 where c < 0 somewhere.
+    """min over λ in [lower, upper] ∩ (0, ∞) of β_c: 2 / max c, or 0 at or beyond α_c somewhere.
 
     c is smooth in λ with critical points only at the peak and at λ = 1/α (a zero of c), so its
     extremes over the interval lie at the ends or at those points clipped into it.
@@ -79,18 +104,18 @@ def _interval_beta_critical(alpha, lower, upper, model, steps):
         zero = 1.0 / alpha
     ends = np.broadcast_to(np.array([lower, upper]), alpha.shape + (2,))
     points = np.clip(np.concatenate([ends, _peak(alpha, model, steps)[..., None], zero[..., None]], -1), lower, upper)
-    c = _c(points, alpha[..., None], model, steps)
-    largest = c.max(axis=-1)
+    largest = _c(points, alpha[..., None], model, steps).max(axis=-1)
     with np.errstate(divide="ignore"):
         bound = np.where(largest > 0, 2.0 / np.where(largest > 0, largest, 1.0), np.inf)
-    return np.where(c.min(axis=-1) < 0, 0.0, bound)
+    return np.where(_crossed(points, alpha[..., None], model, steps), 0.0, bound)
 
 
 def _beta_critical(alpha, eigenvalues, model, steps):
-    c = _curvature(eigenvalues[eigenvalues > 0], alpha, model, steps)
+    positive = eigenvalues[eigenvalues > 0]
+    c = _curvature(positive, alpha, model, steps)
     with np.errstate(divide="ignore"):
         bound = np.where(c > 0, 2.0 / np.where(c > 0, c, 1.0), np.inf).min(axis=-1)
-    return np.where(np.any(c < 0, axis=-1), 0.0, bound)
+    return np.where(_crossed(positive, alpha[..., None], model, steps), 0.0, bound)
 
 
 def curvature(eigenvalues, alpha, model="simplified", steps=1) -> np.ndarray:
@@ -107,7 +132,7 @@ def curvature(eigenvalues, alpha, model="simplified", steps=1) -> np.ndarray:
 
 
 def alpha_critical(eigenvalues, model="simplified", steps=1) -> float:
-    """Largest inner rate that keeps θ* a minimum (Eq. 11; Eq. 23 over all tasks' eigenvalues).
+    """Supremum of the inner rates that keep θ* a minimum (Eq. 11; Eq. 23 over all tasks' eigenvalues).
 
     Set by the largest eigenvalue of any task; np.inf where the curvature never turns
     negative (exact MAML, and first-order MAML with an even number of steps).
@@ -124,8 +149,9 @@ def alpha_critical(eigenvalues, model="simplified", steps=1) -> float:
 def beta_critical(alpha, eigenvalues, model="simplified", steps=1) -> np.ndarray:
     """Meta rate below which the meta-update converges near θ* (Eq. 18-19; Eq. 26 multi-task).
 
-    min over every eigenvalue of every task of 2/c(λ, α); 0 where some curvature is negative
-    (θ* is no minimum, no β works); eigenvalues <= 0 and zero curvatures impose no bound.
+    min over every eigenvalue of every task of 2/c(λ, α); 0 at or beyond α_c, where some curvature
+    is negative or crosses 0 (θ* is no strict minimum, no β works; at α_c within :data:`ZERO_ULPS`);
+    eigenvalues <= 0 and the zero curvatures of an even power (exact MAML at α = 1/λ) impose no bound.
     """
     _check_model(model, steps)
     eigenvalues = _eigenvalues(eigenvalues)
@@ -153,7 +179,7 @@ def beta_critical_interval(alpha, top, lower, upper=None, model="simplified", st
     of the worst spectrum consistent with that knowledge, so never above the true one, and equal
     to it once the spectrum holds the interval's maximiser of c (:func:`curvature_peak` or an end).
     Conventions as in :func:`beta_critical`: eigenvalues <= 0 impose no bound (the interval counts
-    from 0 up), and 0 where c < 0 anywhere in it (α beyond α_c, which ``top`` already sets).
+    from 0 up), and 0 at or beyond α_c anywhere in it (which ``top`` already sets).
     """
     _check_model(model, steps)
     top = _eigenvalues(top, "top")
@@ -172,7 +198,7 @@ def beta_critical_interval(alpha, top, lower, upper=None, model="simplified", st
 def predicted_stable(alphas, betas, eigenvalues, model="simplified", steps=1) -> np.ndarray:
     """Theory's stability map on an α×β grid: rows β, columns α, as pcolormesh draws it.
 
-    A cell is stable iff 0 < β < β_c(α) (Eq. 19); α beyond α_c has β_c = 0 and is never stable.
+    A cell is stable iff 0 < β < β_c(α) (Eq. 19); α at or beyond α_c has β_c = 0 and is never stable.
     """
     _check_model(model, steps)
     alphas = _checks.grid("alphas", alphas, allow_zero=True)

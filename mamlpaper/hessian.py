@@ -225,13 +225,19 @@ def top_eigenvalues(
     return _lanczos(_linear_operator(_hvp_closure(loss, params, theta, method), theta), k, which, tol, seed)
 
 
+class NotConverged(RuntimeError):
+    """Lanczos ran out of products short of its tolerance: its value is only a lower bound on λ_max."""
+
+
 class Eigenpair(NamedTuple):
-    """The largest eigenvalue, its unit eigenvector, ‖Av − λv‖, and the products it took."""
+    """The largest eigenvalue, its unit eigenvector, ‖Av − λv‖, the products it took, and whether tol was met."""
 
     value: float
     vector: np.ndarray
     residual: float
     products: int
+    converged: bool
+    """False when ``max_products`` ran out first: then the value may lie well below λ_max."""
 
 
 def top_eigenpair(operator: Operand, d: int | None = None, *, tol: float = 1e-8, start: np.ndarray | None = None,
@@ -242,7 +248,9 @@ def top_eigenpair(operator: Operand, d: int | None = None, *, tol: float = 1e-8,
     as soon as the Ritz pair is good enough, and takes a ``start`` vector: the previous eigenvector
     of a family of operators (the meta-Hessian at the next α) converges in a few products, which is
     what makes estimator (b) of :mod:`mamlpaper.advisor` affordable on a convolutional network.
-    The residual is the Lanczos bound |b_m s_m|, the value a lower bound on λ_max.
+    The residual is the Lanczos bound |b_m s_m|, the value a lower bound on λ_max. ``converged``
+    is True when the residual met tol or the Krylov space closed (invariant, or all of it), False
+    when ``max_products`` ran out first: a clustered top spectrum can need far more products.
     """
     op = _as_operator(operator, d)
     n = op.shape[0]
@@ -266,12 +274,14 @@ def top_eigenpair(operator: Operand, d: int | None = None, *, tol: float = 1e-8,
         values, vectors = np.linalg.eigh(np.diag(diagonal) + np.diag(off, 1) + np.diag(off, -1))
         b = float(np.linalg.norm(w))
         residual = abs(b * vectors[-1, -1])
-        if residual <= tol * abs(values[-1]) or b <= np.finfo(float).eps * max(abs(values).max(), 1.0):
+        converged = bool(residual <= tol * abs(values[-1]) or len(diagonal) == n
+                         or b <= np.finfo(float).eps * max(abs(values).max(), 1.0))
+        if converged:
             break
         off.append(b)
         basis.append(w / b)
     ritz = np.stack(basis[:len(diagonal)], axis=1) @ vectors[:, -1]
-    return Eigenpair(float(values[-1]), ritz / np.linalg.norm(ritz), float(residual), len(diagonal))
+    return Eigenpair(float(values[-1]), ritz / np.linalg.norm(ritz), float(residual), len(diagonal), converged)
 
 
 class Spectrum(NamedTuple):

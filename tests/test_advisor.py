@@ -6,6 +6,8 @@ the i-th eigenvector is c(λ_i, α) of its model (first/simplified λ(1 − αλ
 """
 from __future__ import annotations
 
+import re
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
@@ -168,10 +170,46 @@ def test_recommendation_follows_the_guideline_with_its_margin(mlp_setting, varia
     assert len(advice.table) == 10 and advice.table["alpha"].is_monotonic_increasing
     mean_top = advice.mean_spectrum.top[0]
     mean_max = min(1.0 / mean_top if variant == "first" else np.inf, 2.0 / mean_top)
-    assert advice.table["alpha"].iloc[-1] == pytest.approx(max(alpha_max, mean_max), rel=1e-12)
+    assert advice.table["alpha"].iloc[-1] == pytest.approx(0.95 * max(alpha_max, mean_max), rel=1e-12)
     full = advisor.advise(model, batch, variant=variant, k=3, safety=1.0)
     assert full.alpha == pytest.approx(2 * advice.alpha, rel=1e-12)
     assert full.beta == pytest.approx(min(float(full.beta_critical(full.alpha, e)) for e in ("tasks", "direct")))
+
+
+@pytest.mark.parametrize("variant", ["second", "first", "simplified"])
+def test_default_grid_stops_short_of_the_limit_and_alpha_c_itself_has_no_beta(variant):
+    """One task, support = query: both (a) estimates allow the same α. The default grid spans two
+    decades up to 95 % of it, where every β_c is positive and finite; at α_c = 1/λ_max itself, as
+    the advisor computes it, first-order and simplified MAML have β_c = 0, not a round-off value."""
+    model, batch, lam = linear_problem(1)
+    advice = advisor.advise(model, batch, variant=variant)
+    alphas = advice.table["alpha"].to_numpy()
+    assert len(alphas) == 10 and alphas[-1] < advice.alpha_max
+    np.testing.assert_allclose(alphas[[0, -1]], [0.0095 * advice.alpha_max, 0.95 * advice.alpha_max], rtol=1e-12)
+    last = advice.table.iloc[-1]
+    for column in ("beta_c_tasks", "beta_c_mean", "beta_c_direct"):
+        assert 0 < last[column] < np.inf, column
+    if variant == "second":
+        return
+    assert advice.alpha_critical == advice.alpha_max == 1.0 / advice.tasks_spectrum.top.max()
+    at_limit = advisor.advise(model, batch, variant=variant, alphas=[0.5 * advice.alpha_max, advice.alpha_max])
+    assert (at_limit.table[["beta_c_tasks", "beta_c_mean"]].iloc[-1] == 0.0).all()
+    assert at_limit.beta_critical(advice.alpha_critical) == 0.0
+    assert 0 < at_limit.beta_critical(advice.alpha_critical * (1 - 1e-9)) < np.inf
+
+
+def test_direct_estimator_out_of_products_raises_naming_alpha_and_residual(mlp_setting):
+    """d = 105: three products cannot reach tol 1e-8, so the first α of the grid (the smallest) raises
+    rather than report a λ_max that may lie well below the true one; enough products do not raise."""
+    model, batch = mlp_setting
+    with pytest.raises(hessian.NotConverged) as info:
+        advisor.advise(model, batch, alphas=[0.01, 0.05], k=3, max_products=3)
+    text = str(info.value)
+    assert "\n" not in text
+    assert re.search(r"alpha=0\.01 .*max_products=3 .*relative residual \d\.\d\de-\d\d > tol=1e-08", text), text
+    assert "raise max_products or loosen tol" in text
+    advice = advisor.advise(model, batch, alphas=[0.01], k=3, max_products=advisor.MAX_PRODUCTS)
+    assert np.isfinite(advice.table["lambda_max_direct"]).all()
 
 
 def test_repr_plot_and_determinism(mlp_setting):

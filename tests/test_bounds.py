@@ -175,6 +175,22 @@ def test_beyond_alpha_critical_nothing_converges():
     assert not _run_meta_gd(hess, "simplified", 1, alpha, 0.1)
 
 
+@pytest.mark.parametrize("model,steps", [("simplified", 1), ("simplified", 3), ("penalty", 1)])
+def test_at_alpha_critical_itself_nothing_converges(model, steps):
+    """α = α_c as computed in floating point: 1 − αλ_max comes out 0 or an ulp off by rounding, and
+    β_c is 0 there either way (top and interval form), not the next eigenvalue's bound; just below
+    α_c that bound holds. Exact MAML's zero curvature at α = 1/λ_max still imposes no bound."""
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        spectrum = np.sort(np.exp(rng.uniform(-5.0, 5.0, 6)))[::-1]
+        top, lowest = spectrum[:3], spectrum[-1]
+        alpha_c = bounds.alpha_critical(spectrum, model, steps)
+        assert bounds.beta_critical(alpha_c, spectrum, model, steps) == 0.0, spectrum
+        assert bounds.beta_critical_interval(alpha_c, top, lowest, model=model, steps=steps) == 0.0, spectrum
+        assert 0 < bounds.beta_critical(alpha_c * (1 - 1e-9), spectrum, model, steps) < np.inf
+        assert 0 < bounds.beta_critical(1.0 / spectrum.max(), spectrum, "exact", steps) < np.inf
+
+
 # --- the interval (full-spectrum) form: top k eigenvalues plus an interval holding the rest ---------
 
 

@@ -225,6 +225,22 @@ def test_top_eigenpair_from_a_good_start_is_cheap_and_from_a_wrong_eigenvector_i
     assert hessian.top_eigenpair(a, tol=1e-6, start=q[:, 0] + 1e-4 * noise).products < cold
     assert hessian.top_eigenpair(a, tol=1e-6, start=q[:, 0] + 1e-8 * noise).products <= 2
     stuck = hessian.top_eigenpair(a, tol=1e-6, start=q[:, 1])
-    assert stuck.value == pytest.approx(7.0) and stuck.products == 1
+    assert stuck.value == pytest.approx(7.0) and stuck.products == 1 and stuck.converged  # invariant, not short
     mixed = q[:, 1] + np.random.default_rng(2).standard_normal(80) / np.sqrt(80)
     assert hessian.top_eigenpair(a, tol=1e-6, start=mixed).value == pytest.approx(10.0, rel=1e-6)
+
+
+def test_top_eigenpair_says_when_it_ran_out_of_products():
+    """A clustered top (1, 1 − 1e-9, 1 − 2e-9, ...) needs dozens of products for tol 1e-12: capped at
+    5, the pair comes back short of tol and says so; with room it converges; a Krylov space that
+    fills the whole space is exact, whatever tol asked."""
+    a, _ = _symmetric_with_spectrum(1.0 - 1e-9 * np.arange(200))
+    short = hessian.top_eigenpair(a, tol=1e-12, max_products=5)
+    assert not short.converged and short.products == 5
+    assert short.residual > 1e-12 * abs(short.value)
+    full = hessian.top_eigenpair(a, tol=1e-12, max_products=200)
+    assert full.converged and full.residual <= 1e-12 * abs(full.value) and full.products < 200
+    assert full.value == pytest.approx(1.0, rel=1e-12)
+    small, _ = _symmetric_with_spectrum([3.0, 2.0, 1.0])
+    exhausted = hessian.top_eigenpair(small, tol=1e-300, max_products=10)
+    assert exhausted.converged and exhausted.products == 3 and exhausted.value == pytest.approx(3.0, rel=1e-14)
