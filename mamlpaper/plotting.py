@@ -30,6 +30,7 @@ __all__ = [
     "stability_map",
     "probability_map",
     "seed_readings",
+    "beta_50_band",
     "theory_curve",
     "alpha_line",
     "beta_line",
@@ -217,6 +218,34 @@ def seed_readings(ax, readings, *, label, color="C0", marker="o"):
     ax.set_yscale("log")
     ax.set_xlabel("inner learning rate α")
     ax.set_ylabel("measured β_c(α)")
+    return line
+
+
+def beta_50_band(ax, table, *, label, color="C0", zero_line=True, **kwargs) -> Line2D:
+    """β_50(α) of a boundary search (``stability.beta_50``) as a line over α > 0 inside its interval
+    band; α = 0, which a log axis cannot show, as a dashed horizontal line with its interval as a
+    light horizontal band (``zero_line=False`` leaves it out). Censored ends are drawn at the edge
+    of the axes (an infinite upper end fills to the top), censored medians are not drawn as points."""
+    needed = ("alpha", "beta_50", "low", "high", "censored")
+    if not hasattr(table, "columns") or not set(needed) <= set(table.columns):
+        raise _checks.refuse("table", table, "table must be the DataFrame stability.beta_50 returns (columns "
+                             f"{', '.join(needed)})", shown=type(table).__name__)
+    inner = table[table["alpha"] > 0].sort_values("alpha")
+    alphas = inner["alpha"].to_numpy(float)
+    edge = np.finfo(float).max ** 0.5
+    low = np.clip(inner["low"].to_numpy(float), 1 / edge, edge)
+    high = np.clip(inner["high"].to_numpy(float), 1 / edge, edge)
+    median = np.where(inner["censored"].to_numpy(str) == "", inner["beta_50"].to_numpy(float), np.nan)
+    with _keep_limits(ax) if ax.has_data() else contextlib.nullcontext():
+        ax.fill_between(alphas, low, high, color=color, alpha=0.25, linewidth=0)
+        (line,) = ax.plot(alphas, median, color=color, marker="o", markersize=2.5, label=label, **kwargs)
+        zero = table[table["alpha"] == 0]
+        if zero_line and len(zero):
+            row = zero.iloc[0]
+            if row["censored"] == "":
+                ax.axhline(row["beta_50"], color=color, linestyle="--", linewidth=0.9, **kwargs)
+            ax.axhspan(np.clip(row["low"], 1 / edge, edge), np.clip(row["high"], 1 / edge, edge), color=color,
+                       alpha=0.12, linewidth=0)
     return line
 
 

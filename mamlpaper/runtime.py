@@ -46,6 +46,42 @@ def data_root() -> Path:
     return resolve_path(os.environ.get("MAMLPAPER_DATA", "data"))
 
 
+def plain(value, *, strict: bool = False, name: str = "value"):
+    """``value`` as plain JSON: NumPy and pandas scalars become Python ones, tuples and arrays lists,
+    and a number that is not finite (a censored bound, an undetermined ratio) or missing becomes None.
+
+    ``strict``: refuse instead what JSON would not give back as it was — a number that is not
+    finite, a missing value, a key that is not a string — for labels that must read back exactly;
+    the error names the entry (``name``, ``name[1]``, ``name.key``).
+    """
+    import math
+    import numbers
+
+    import numpy as np
+    import pandas as pd
+
+    rule = f"{name} must be a plain JSON value: str, int, finite float, bool, None, or lists and str-keyed dicts of them"
+    if isinstance(value, dict):
+        if strict and not all(isinstance(k, str) for k in value):
+            raise _checks.refuse(name, value, rule)
+        return {str(k): plain(v, strict=strict, name=f"{name}.{k}") for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [plain(v, strict=strict, name=f"{name}[{i}]") for i, v in enumerate(value)]
+    if value is None or isinstance(value, (str, bool)):
+        return value
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    missing = value is pd.NA or value is pd.NaT
+    if isinstance(value, numbers.Real) and math.isfinite(value):
+        return float(value)
+    if (missing or isinstance(value, numbers.Real)) and not strict:
+        return None
+    raise _checks.refuse(name, value, rule, shown=None if missing or isinstance(value, numbers.Real)
+                         else type(value).__name__)
+
+
 def write_results(name: str, results: dict, directory: str | os.PathLike) -> Path:
     """Write ``<directory>/<name>.json`` atomically: the numbers a notebook reports, which the
     README quotes (a test compares them), beside the figures they belong to."""

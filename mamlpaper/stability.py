@@ -3,9 +3,11 @@
 One run per cell decides the boundary cells by round-off and by individual meta-batches, so
 the paper's headline ratio max_α β_c(α) / β_c(0) came out 1 on one machine and 2.5 on
 another. Here a cell's outcome is the fraction of seeds that failed, with a Wilson 95 %
-interval (honest at 0 and 1 out of a handful of seeds); β_c(α) and the ratio are read per seed
-and summarised by median and range; the cells where seeds disagree, or that border a change of
-outcome, are the ones to rerun in float64 to tell round-off from real.
+interval (honest at 0 and 1 out of a handful of seeds); a grid's β_c(α) is read per seed from
+below, censored at the grid's ends. The boundary itself is measured by a search
+(:mod:`mamlpaper.boundary`): :func:`beta_50` is the median of the seeds' flip points with a
+bootstrap interval, and :func:`claim_verdict` reads the paper's claim from the interval of
+R = max_α β_50(α) / β_50(0) only.
 
 A measured map also travels as JSON (:func:`export_map`, :func:`import_map`, :func:`read_maps`):
 notebooks 02-05 write theirs to ``figures/maps/<notebook>.json``, so that a later notebook draws
@@ -14,16 +16,18 @@ predicted boundaries over the measured maps without running the sweeps again.
 from __future__ import annotations
 
 import json
+import math
 import numbers
 import os
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+import torch
 
 from . import _checks
-from .runtime import REPO_ROOT, resolve_path
-from .sweep import READINGS, _check_table, measured_beta_critical
+from .runtime import REPO_ROOT, plain, resolve_path
+from .sweep import CENSORED, READINGS, _check_table, measured_beta_critical
 
 OUTCOMES = ("diverged", "unstable")
 """What counts as a failed run in a probability map: "diverged" (the paper's: non-finite or above
@@ -76,10 +80,13 @@ def median_map(table: pd.DataFrame, column: str = "loss_final", *, outcome: str 
 
 
 def claim_ratios(table: pd.DataFrame, *, reading: str = "finite") -> pd.DataFrame:
-    """Per seed, the paper's claim statistic: β_c(0), the largest β_c(α) over α > 0, where, and their ratio.
+    """Per seed, the paper's claim statistic read off a grid: β_c(0), the largest β_c(α) over α > 0,
+    where, their ratio, and what the ratio is (``ratio_is``).
 
-    The ratio is NaN for a seed where every β diverged at α = 0 (no β_c(0) to compare with)
-    and 0 where α = 0 has a β_c but no α > 0 does.
+    β_c is read from below (:func:`sweep.measured_beta_critical`), and a censored reading is never
+    used as a number: the ratio is "undetermined" (NaN) where β_c(0) is censored — no β failed at
+    α = 0 (it is only "≥ the grid's top"), or every β did — and "at least" where the largest β_c(α)
+    is itself "≥ the grid's top"; otherwise "exact" (0 where no α > 0 has a β_c).
     """
     reading = _checks.choice("reading", reading, READINGS)
     _check_table(table, ("alpha", "beta", "seed", "diverged"))
@@ -87,87 +94,203 @@ def claim_ratios(table: pd.DataFrame, *, reading: str = "finite") -> pd.DataFram
         raise ValueError("table must hold alpha = 0 and some alpha > 0: the claim compares them")
     rows = []
     for seed, read in measured_beta_critical(table, reading=reading).groupby("seed"):
-        at_zero = float(read.loc[read.alpha == 0, "beta_c"].iloc[0])
-        inner = read[read.alpha > 0].set_index("alpha")["beta_c"]
-        largest = float(inner.max()) if inner.notna().any() else np.nan
-        rows.append({"seed": seed, "beta_c0": at_zero, "max_beta_c": largest,
-                     "at_alpha": float(inner.idxmax()) if inner.notna().any() else np.nan,
-                     "ratio": (np.nan_to_num(largest) / at_zero) if at_zero > 0 else np.nan})
+        zero = read[read.alpha == 0].iloc[0]
+        inner = read[read.alpha > 0].set_index("alpha")
+        values = inner["beta_c"].fillna(0.0)
+        largest, at = float(values.max()), float(values.idxmax()) if values.max() > 0 else np.nan
+        if zero["censored"]:
+            ratio, kind = np.nan, "undetermined"
+        else:
+            ratio = largest / float(zero["beta_c"])
+            kind = "at least" if (inner["censored"] == "above").any() else "exact"
+        rows.append({"seed": seed, "beta_c0": float(zero["beta_c"]), "beta_c0_censored": zero["censored"],
+                     "max_beta_c": largest if largest > 0 else np.nan, "at_alpha": at, "ratio": ratio,
+                     "ratio_is": kind})
     return pd.DataFrame(rows)
 
 
 def claim_summary(ratios: pd.DataFrame, threshold: float = 1.5) -> dict:
-    """Median and range of the per-seed ratios, and in how many seeds the ratio reached ``threshold``."""
-    if not isinstance(ratios, pd.DataFrame) or "ratio" not in ratios:
+    """How many seeds' ratios reach ``threshold``, how many stay below it, how many cannot say
+    (undetermined, or "at least" a value below the threshold), and the median and range of the
+    determined ratios ("at least" ones counted at their bound; NaN where no seed has one)."""
+    if not isinstance(ratios, pd.DataFrame) or not {"ratio", "ratio_is"} <= set(ratios.columns):
         raise _checks.refuse("ratios", ratios, "ratios must be the DataFrame claim_ratios returns",
                              shown=type(ratios).__name__)
     threshold = _checks.real("threshold", threshold, above=0.0)
-    values = ratios["ratio"].to_numpy(float)
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
-        raise ValueError("ratios has no seed with a ratio (every seed diverged at alpha = 0 for every beta)")
-    return {"seeds": int(values.size), "with_ratio": int(finite.size), "median": float(np.median(finite)),
-            "min": float(finite.min()), "max": float(finite.max()), "threshold": threshold,
-            "at_least": int((finite >= threshold).sum())}
+    values, kind = ratios["ratio"].to_numpy(float), ratios["ratio_is"].to_numpy(str)
+    reached = (kind != "undetermined") & (values >= threshold)
+    below = (kind == "exact") & (values < threshold)
+    known = values[kind != "undetermined"]
+    spread = (float(np.median(known)), float(known.min()), float(known.max())) if known.size else (np.nan,) * 3
+    return {"seeds": int(values.size), "determined": int(reached.sum() + below.sum()),
+            "median": spread[0], "min": spread[1], "max": spread[2],
+            "threshold": threshold, "at_least": int(reached.sum()), "below": int(below.sum()),
+            "undetermined": int(values.size - reached.sum() - below.sum())}
 
 
 def describe_claim(summary: dict) -> str:
-    """The claim statistic in one line, e.g. 'ratio >= 1.5 in 3 of 5 seeds (median 2, range 1-3.3)'."""
-    return (f"ratio >= {summary['threshold']:g} in {summary['at_least']} of {summary['seeds']} seeds "
-            f"(median {summary['median']:.3g}, range {summary['min']:.3g}-{summary['max']:.3g})")
+    """The claim statistic in one line, e.g. 'ratio >= 1.5 in 2 of 5 seeds, below in 2, undetermined in 1
+    (median 1, range 1-2.5)'."""
+    spread = (f"median {summary['median']:.3g}, range {summary['min']:.3g}-{summary['max']:.3g}"
+              if np.isfinite(summary["median"]) else "no ratio determined: beta_c(0) is censored in every seed")
+    return (f"ratio >= {summary['threshold']:g} in {summary['at_least']} of {summary['seeds']} seeds, below in "
+            f"{summary['below']}, undetermined in {summary['undetermined']} ({spread})")
 
 
-def marginal_cells(table: pd.DataFrame, *, outcome: str = "diverged") -> pd.DataFrame:
-    """The cells whose outcome is in doubt: seeds disagree (0 < p < 1), or the cell's majority
-    outcome differs from a neighbour's along α or β (it borders the boundary). Columns alpha, beta, p, reason."""
-    cells = failure_probability(table, outcome=outcome)
-    majority = cells.pivot(index="beta", columns="alpha", values="p").to_numpy() >= 0.5
-    border = np.zeros_like(majority)
-    for axis in (0, 1):
-        change = np.diff(majority, axis=axis)
-        lead = [slice(None)] * 2
-        lead[axis] = slice(1, None)
-        border[tuple(lead)] |= change
-        lead[axis] = slice(None, -1)
-        border[tuple(lead)] |= change
-    alphas = np.sort(cells["alpha"].unique())
-    betas = np.sort(cells["beta"].unique())
-    on_border = {(alphas[j], betas[i]) for i, j in zip(*np.nonzero(border))}
-    split = (cells["p"] > 0) & (cells["p"] < 1)
-    near = np.array([(a, b) in on_border for a, b in zip(cells["alpha"], cells["beta"])], dtype=bool)
-    chosen = cells[split | near].copy()
-    chosen["reason"] = np.where(split[split | near], "seeds disagree", "borders the boundary")
-    return chosen[["alpha", "beta", "p", "reason"]].reset_index(drop=True)
+def seed_boundaries(intervals: pd.DataFrame) -> pd.DataFrame:
+    """Per (α, seed) of a boundary search (:func:`mamlpaper.boundary.search`), the β where its run's
+    outcome flipped: the geometric midpoint of [β_lo, β_hi]; inf where censored above (no failure
+    in range), 0 where censored below (no success). Columns alpha, seed, beta_star."""
+    _check_intervals(intervals)
+    lo, hi = intervals["beta_lo"].to_numpy(float), intervals["beta_hi"].to_numpy(float)
+    censored = intervals["censored"].to_numpy(str)
+    star = np.where(censored == "above", np.inf, np.where(censored == "below", 0.0, np.sqrt(lo * hi)))
+    return pd.DataFrame({"alpha": intervals["alpha"].to_numpy(float), "seed": intervals["seed"].to_numpy(int),
+                         "beta_star": star})
 
 
-def compare_precisions(low: pd.DataFrame, high: pd.DataFrame, *, outcome: str = "diverged") -> pd.DataFrame:
-    """Per cell of ``high`` (a float64 rerun of some runs of ``low``, same seeds): the failed
-    fraction in each precision and how many runs changed outcome. A cell whose runs change is
-    decided by round-off; one whose runs keep their outcome is a property of the problem."""
-    outcome = _outcome(low, outcome)
-    _outcome(high, outcome)
-    key = ["alpha", "beta", "seed"]
-    joined = high[key + [outcome]].merge(low[key + [outcome]], on=key, how="left", suffixes=("_high", "_low"),
-                                         indicator=True)
-    if (joined["_merge"] != "both").any():
-        row = joined[joined["_merge"] != "both"].iloc[0]
-        raise ValueError(f"high has a run that low lacks: alpha={row.alpha!r}, beta={row.beta!r}, seed={row.seed!r}")
-    joined["changed"] = joined[f"{outcome}_high"].astype(bool) != joined[f"{outcome}_low"].astype(bool)
-    cells = joined.groupby(["alpha", "beta"]).agg(runs=("seed", "size"), p_low=(f"{outcome}_low", "mean"),
-                                                  p_high=(f"{outcome}_high", "mean"), changed=("changed", "sum"))
-    cells = cells.reset_index()
-    cells["changed"] = cells["changed"].astype(int)
-    cells["decided_by"] = np.where(cells["changed"] > 0, "round-off", "the problem")
-    return cells
+def _check_intervals(intervals) -> None:
+    needed = ("alpha", "seed", "beta_lo", "beta_hi", "censored")
+    if not isinstance(intervals, pd.DataFrame) or not set(needed) <= set(intervals.columns):
+        raise _checks.refuse("intervals", intervals, "intervals must be the DataFrame of a boundary search "
+                             f"(columns {', '.join(needed)}; mamlpaper.boundary.search(...).intervals)",
+                             shown=type(intervals).__name__)
+    if intervals.empty or intervals.duplicated(["alpha", "seed"]).any():
+        raise _checks.refuse("intervals", intervals, "intervals must hold one row per (alpha, seed)",
+                             shown="DataFrame")
+    if intervals.groupby("alpha")["seed"].apply(frozenset).nunique() != 1:
+        raise _checks.refuse("intervals", intervals, "every alpha must be searched with the same seeds (the "
+                             "bootstrap resamples seeds across all alphas at once)", shown="DataFrame")
 
 
-MAP_FORMAT = "mamlpaper measured map 1"
+def _log_boundaries(intervals: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(alphas, log β* as a seeds × alphas matrix)."""
+    star = seed_boundaries(intervals).pivot(index="seed", columns="alpha", values="beta_star")
+    with np.errstate(divide="ignore"):
+        return star.columns.to_numpy(float), np.log(star.to_numpy(float))
+
+
+def _resampled_medians(logs: np.ndarray, draws: int, seed: int) -> np.ndarray:
+    """Medians over seeds (axis 0) of ``draws`` bootstrap resamples of the seeds, all α resampled
+    together (a seed is one θ0 and one task stream at every α): draws × alphas."""
+    n = logs.shape[0]
+    index = torch.randint(n, (draws, n), generator=torch.Generator().manual_seed(seed)).numpy()
+    return _median(logs[index], axis=1)
+
+
+def _median(logs: np.ndarray, axis: int = 0) -> np.ndarray:
+    """The median of log values that may be ±inf (censored); NaN where the middle pair is -inf, inf."""
+    with np.errstate(invalid="ignore"):
+        return np.median(logs, axis=axis)
+
+
+def _ends(samples: np.ndarray, level: float, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A percentile interval that never interpolates into a censored (infinite) value, and counts an
+    undetermined (NaN) draw against both ends."""
+    tail = 100 * (1 - level) / 2
+    low = np.percentile(np.where(np.isnan(samples), -np.inf, samples), tail, axis=axis, method="lower")
+    high = np.percentile(np.where(np.isnan(samples), np.inf, samples), 100 - tail, axis=axis, method="higher")
+    return low, high
+
+
+def _check_bootstrap(level, draws, seed) -> tuple[float, int, int]:
+    level = _checks.real("level", level, above=0.0)
+    if not level < 1:
+        raise _checks.refuse("level", level, "level must be in (0, 1), e.g. 0.95")
+    return level, _checks.integer("draws", draws, minimum=100), _checks.integer("seed", seed, minimum=0)
+
+
+def beta_50(intervals: pd.DataFrame, *, level: float = 0.95, draws: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Per α, β_50: the β at which half the seeds' runs fail — the median over seeds of each seed's
+    flip point (:func:`seed_boundaries`) — with a bootstrap interval over seeds (``level``,
+    ``draws`` resamples from ``torch.Generator().manual_seed(seed)``).
+
+    Single runs near the boundary are chaotic, so one seed's flip point moves with round-off; their
+    median over seeds does not, which is what makes it the quantity to compare across α and across
+    machines. Censored seeds enter as 0 or inf (they rank, they are not averaged); a censored
+    median is flagged, never printed as a number: ``censored`` "above" (β_50 ≥ the range's top, value
+    inf), "below" (value 0), "undetermined" (NaN: the middle seeds are censored on both sides).
+    Columns alpha, beta_50, low, high, seeds, censored.
+    """
+    level, draws, seed = _check_bootstrap(level, draws, seed)
+    _check_intervals(intervals)
+    alphas, logs = _log_boundaries(intervals)
+    point = _median(logs)
+    low, high = _ends(_resampled_medians(logs, draws, seed), level)
+    censored = np.where(np.isnan(point), "undetermined",
+                        np.where(point == np.inf, "above", np.where(point == -np.inf, "below", "")))
+    return pd.DataFrame({"alpha": alphas, "beta_50": np.exp(point), "low": np.exp(low), "high": np.exp(high),
+                         "seeds": logs.shape[0], "censored": censored})
+
+
+VERDICTS = ("rise", "no rise", "undecided")
+"""The claim read from the interval of R only: its lower end above the threshold, its upper end
+below it, or neither."""
+
+
+def claim_verdict(intervals: pd.DataFrame, *, threshold: float = 1.5, level: float = 0.95, draws: int = 2000,
+                  seed: int = 0) -> dict:
+    """The paper's claim as a measurement: R = max over α > 0 of β_50(α) / β_50(0), a bootstrap
+    interval over seeds, and the verdict (:data:`VERDICTS`) that interval decides at ``threshold``.
+
+    Each resample recomputes every β_50 and the maximum over α (so the interval carries the
+    maximum's upward bias as well as the seeds' scatter). Where the verdict is "undecided",
+    ``seeds_to_decide`` is the number of seeds at which an interval of the same shape, narrowed
+    as 1/√n, would exclude the threshold if R stayed where it is (None where no number of seeds
+    would: R at the threshold, or an end censored). Values may be inf (censored); keys: ratio,
+    low, high, at_alpha, beta_50_0, verdict, seeds, seeds_to_decide, threshold, level.
+    """
+    threshold = _checks.real("threshold", threshold, above=0.0)
+    level, draws, seed = _check_bootstrap(level, draws, seed)
+    _check_intervals(intervals)
+    alphas, logs = _log_boundaries(intervals)
+    if not (alphas == 0).any() or not (alphas > 0).any():
+        raise ValueError("intervals must hold alpha = 0 and some alpha > 0: the claim compares them")
+    zero, inner = np.flatnonzero(alphas == 0)[0], np.flatnonzero(alphas > 0)
+
+    def log_ratio(medians):
+        with np.errstate(invalid="ignore"):
+            return medians[..., inner].max(axis=-1) - medians[..., zero]
+
+    point_medians = _median(logs)
+    point = float(log_ratio(point_medians))
+    low, high = (float(v) for v in _ends(log_ratio(_resampled_medians(logs, draws, seed)), level))
+    mark = math.log(threshold)
+    verdict = "rise" if low > mark else "no rise" if high < mark else "undecided"
+    to_decide = None
+    if verdict == "undecided" and np.isfinite([low, high, point]).all() and point != mark:
+        to_decide = int(math.ceil(logs.shape[0] * ((high - low) / 2 / abs(point - mark)) ** 2))
+    best = inner[np.nanargmax(point_medians[inner])] if np.isfinite(point_medians[inner]).any() else None
+    return {"ratio": math.exp(point) if not np.isnan(point) else np.nan, "low": math.exp(low), "high": math.exp(high),
+            "at_alpha": float(alphas[best]) if best is not None else np.nan,
+            "beta_50_0": float(np.exp(point_medians[zero])), "verdict": verdict, "seeds": int(logs.shape[0]),
+            "seeds_to_decide": to_decide, "threshold": threshold, "level": level}
+
+
+def describe_verdict(verdict: dict) -> str:
+    """A verdict in one line, e.g. 'R = 1.1 [0.93, 1.3] (95 %, 10 seeds): no rise (threshold 1.5)'."""
+    def number(v):
+        return "≥ range" if v == np.inf else "undetermined" if np.isnan(v) else f"{v:.3g}"
+
+    line = (f"R = {number(verdict['ratio'])} [{number(verdict['low'])}, {number(verdict['high'])}] "
+            f"({verdict['level']:.0%}, {verdict['seeds']} seeds): {verdict['verdict']} "
+            f"(threshold {verdict['threshold']:g})")
+    if verdict["verdict"] == "undecided":
+        more = verdict["seeds_to_decide"]
+        line += (f"; about {more} seeds would decide it if R stayed at {number(verdict['ratio'])}" if more
+                 else "; more seeds alone would not decide it")
+    return line
+
+
+MAP_FORMAT = "mamlpaper measured map 2"
 """The ``format`` entry of an exported map; :func:`import_map` reads this layout only."""
 CELL_COLUMNS = {"alpha": "real", "beta": "real", "runs": "count", "diverged": "count", "unstable": "count",
                 "collapsed": "count", "loss_median": "real or None"}
 """An exported map's per-(α, β) columns and what each holds."""
-BETA_CRITICAL_COLUMNS = {"seed": "integer", "alpha": "real", "finite": "real or None", "trained": "real or None"}
-"""An exported map's per-(seed, α) columns: β_c(α) under each of ``sweep.READINGS``."""
+BETA_CRITICAL_COLUMNS = {"seed": "integer", "alpha": "real", "finite": "real or None", "trained": "real or None",
+                         "finite_censored": "censoring", "trained_censored": "censoring"}
+"""An exported map's per-(seed, α) columns: β_c(α) under each of ``sweep.READINGS``, read from below,
+and how each is censored (``sweep.CENSORED``: "above" means "≥ the value")."""
 _FROM_EXPORT = "pass a dict written by stability.export_map"
 
 
@@ -178,27 +301,6 @@ class MeasuredMap(NamedTuple):
     labels: dict
     cells: pd.DataFrame
     beta_critical: pd.DataFrame
-
-
-def _label(name: str, value):
-    """A label as a plain JSON value (NumPy scalars become Python ones), so that the file reads back as written."""
-    rule = (f"{name} must be a plain JSON value: str, int, finite float, bool, None, or lists and str-keyed "
-            "dicts of them")
-    if value is None or isinstance(value, (str, bool)):
-        return value
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if isinstance(value, numbers.Real):
-        if not np.isfinite(float(value)):
-            raise _checks.refuse(name, value, rule)
-        return float(value)
-    if isinstance(value, (list, tuple)):
-        return [_label(f"{name}[{i}]", v) for i, v in enumerate(value)]
-    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
-        return {k: _label(f"{name}.{k}", v) for k, v in value.items()}
-    raise _checks.refuse(name, value, rule)
 
 
 def _finite_or_none(values) -> list:
@@ -214,14 +316,15 @@ def export_map(table: pd.DataFrame, **labels) -> dict:
     iterations) must equal that column. ``cells``: per (α, β), sorted by α then β, the runs and how
     many diverged, were unstable, collapsed, and loss_median, the median final loss over the runs
     that did not diverge (None where all did). ``beta_critical``: per (seed, α), β_c under each
-    reading of :func:`sweep.measured_beta_critical` (None where no β counts as stable); a table
+    reading of :func:`sweep.measured_beta_critical` (None where no β counts as stable) and its
+    censoring in ``<reading>_censored``; a table
     without a seed column counts as seed 0. No NaN or inf anywhere: the dict passes
     ``json.dumps(..., allow_nan=False)``, and equal tables give equal dicts.
     """
     _check_table(table, ("alpha", "beta", "diverged", "unstable", "collapsed", "loss_final"))
     if table.empty:
         raise _checks.refuse("table", table, "table has no rows; pass a table returned by run_sweep", shown="empty")
-    labels = {key: _label(key, value) for key, value in labels.items()}
+    labels = {key: plain(value, strict=True, name=key) for key, value in labels.items()}
     for key in ("variant", "optimizer", "steps", "iterations"):
         if key in labels and key in table and (isinstance(labels[key], (list, dict))
                                                or not (table[key] == labels[key]).all()):
@@ -250,6 +353,7 @@ def export_map(table: pd.DataFrame, **labels) -> dict:
     critical = read["finite"][[c for c in ("seed", "alpha") if c in read["finite"]]].copy()
     for reading, values in read.items():
         critical[reading] = values["beta_c"].to_numpy(float)
+        critical[f"{reading}_censored"] = values["censored"].to_numpy(str)
     if "seed" not in critical:
         critical.insert(0, "seed", 0)
     critical = critical.sort_values(["seed", "alpha"], kind="stable")
@@ -261,13 +365,16 @@ def export_map(table: pd.DataFrame, **labels) -> dict:
                   **{c: [int(n) for n in cells[c]] for c in ("runs", "diverged", "unstable", "collapsed")},
                   "loss_median": _finite_or_none(cells["loss_median"])},
         "beta_critical": {"seed": [int(s) for s in critical["seed"]], "alpha": [float(a) for a in critical["alpha"]],
-                          **{reading: _finite_or_none(critical[reading]) for reading in READINGS}},
+                          **{reading: _finite_or_none(critical[reading]) for reading in READINGS},
+                          **{f"{r}_censored": critical[f"{r}_censored"].tolist() for r in READINGS}},
     }
 
 
 def _column(part: str, name: str, values, kind: str) -> np.ndarray:
     """One column of an exported map, checked against what export_map writes."""
     def ok(v):
+        if kind == "censoring":
+            return v in CENSORED
         if kind == "real or None" and v is None:
             return True
         if isinstance(v, bool) or not isinstance(v, numbers.Real):
@@ -281,6 +388,8 @@ def _column(part: str, name: str, values, kind: str) -> np.ndarray:
                          f"{_FROM_EXPORT}")
     if kind in ("count", "integer"):
         return np.array(values, dtype=np.int64)
+    if kind == "censoring":
+        return np.array(values, dtype=object)
     return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
 
@@ -316,21 +425,6 @@ def import_map(data: dict) -> MeasuredMap:
         raise ValueError("data.cells must count at least one run per cell and no more failures than runs; "
                          + _FROM_EXPORT)
     return MeasuredMap(labels=dict(data["labels"]), cells=cells, beta_critical=critical)
-
-
-def beta_critical_summary(measured: MeasuredMap, reading: str = "finite") -> pd.DataFrame:
-    """Per α, the measured β_c over seeds: median, low (min) and high (max), and seeds, how many seeds
-    have a β_c there. The spread is what a prediction is judged against: a predicted boundary within
-    [low, high] is as close as the seeds agree with each other. A seed with no stable β at some α
-    (NaN) is left out of that α's numbers (seeds < runs there)."""
-    reading = _checks.choice("reading", reading, READINGS)
-    if not isinstance(measured, MeasuredMap):
-        raise _checks.refuse("measured", measured, "measured must be a MeasuredMap (stability.import_map, read_maps)",
-                             shown=type(measured).__name__)
-    values = measured.beta_critical.groupby("alpha", sort=True)[reading]
-    summary = values.agg(median="median", low="min", high="max", seeds="count").reset_index()
-    summary["seeds"] = summary["seeds"].astype(int)
-    return summary
 
 
 def read_maps(path: str | os.PathLike) -> dict[str, MeasuredMap]:

@@ -128,9 +128,11 @@ class _Settings:
     dtype: torch.dtype
     device: torch.device
     divergence_threshold: float
+    jitter: float = 0.0
 
 
-def _check_settings(iterations, variant, optimizer, steps, seed, dtype, device, divergence_threshold) -> _Settings:
+def _check_settings(iterations, variant, optimizer, steps, seed, dtype, device, divergence_threshold,
+                    jitter=0.0) -> _Settings:
     return _Settings(
         _checks.integer("iterations", iterations, minimum=1),
         _checks.choice("variant", variant, VARIANTS),
@@ -140,6 +142,7 @@ def _check_settings(iterations, variant, optimizer, steps, seed, dtype, device, 
         _checks.dtype(dtype, DTYPES),
         _checks.device(device),
         _checks.real("divergence_threshold", divergence_threshold, above=0.0),
+        _checks.real("jitter", jitter, at_least=0.0),
     )
 
 
@@ -169,13 +172,27 @@ def _progress_bar(progress: bool, **kwargs) -> tqdm:
     return tqdm(leave=False, mininterval=1.0, **kwargs) if progress else tqdm(disable=True, **kwargs)
 
 
+JITTER_STREAM = 7919
+"""Offset of the seed of θ0's jitter draws from the run's seed, so they are not θ0's own draws."""
+
+
 def _initial_params(problem: MetaProblem, s: _Settings, seed: int | None = None) -> Params:
     """θ0 in the run's dtype and device: the problem's model as given, or, for a seed, the same
     architecture drawn afresh by :func:`models.init_parameters` from ``Generator(seed)`` (the
-    problems of :mod:`mamlpaper.problems` draw their model that way, so seed s is their seed=s)."""
+    problems of :mod:`mamlpaper.problems` draw their model that way, so seed s is their seed=s).
+
+    With ``jitter`` ε > 0 every weight w becomes w·(1 + ε·z), z standard normal from
+    ``Generator(seed + JITTER_STREAM)``, in float64 before the cast to the run's dtype: at ε ≈ 1e-7
+    a float32 weight moves by about one unit in the last place, the kind of difference another
+    machine's arithmetic makes in the first step."""
     model = problem.model if seed is None else init_parameters(copy.deepcopy(problem.model),
                                                                 torch.Generator().manual_seed(seed))
-    return {k: p.to(device=s.device, dtype=s.dtype) for k, p in parameters_of(model).items()}
+    params = parameters_of(model)
+    if s.jitter:
+        generator = torch.Generator().manual_seed((s.seed if seed is None else seed) + JITTER_STREAM)
+        params = {k: p.double() * (1 + s.jitter * torch.randn(p.shape, generator=generator, dtype=torch.float64))
+                  for k, p in params.items()}
+    return {k: p.to(device=s.device, dtype=s.dtype) for k, p in params.items()}
 
 
 def _initial_state(problem: MetaProblem, s: _Settings):
@@ -356,8 +373,10 @@ CHUNK_FIELDS = {"loss_initial": np.float64, "loss_final": np.float64, "diverged_
 """What every chunk holds, beside the problem's readout columns (float64)."""
 
 
-def _cache_key(problem: MetaProblem, grid_a, grid_b, seeds, s: _Settings, chunk_size: int) -> dict:
-    """Everything a chunk's numbers depend on (see :mod:`mamlpaper.cache`): a change anywhere misses."""
+def _cache_key(problem: MetaProblem, grid_a, grid_b, grid_s, seeds, s: _Settings, chunk_size: int) -> dict:
+    """Everything a chunk's numbers depend on (see :mod:`mamlpaper.cache`): a change anywhere misses.
+    The CPU thread count is part of it: it orders the sums of a reduction, and near a stability
+    boundary that decides outcomes."""
     first_tasks = problem.sample_tasks(torch.Generator().manual_seed(s.seed))
     return {
         "problem": problem.name,
@@ -375,9 +394,12 @@ def _cache_key(problem: MetaProblem, grid_a, grid_b, seeds, s: _Settings, chunk_
         "steps": s.steps,
         "seed": s.seed,
         "seeds": None if seeds is None else list(seeds),
+        "run_seeds": grid_s.tolist(),
         "dtype": str(s.dtype),
         "device": s.device.type,
         "divergence_threshold": s.divergence_threshold,
+        "jitter": s.jitter,
+        "threads": torch.get_num_threads() if s.device.type == "cpu" else None,
         "chunk_size": chunk_size,
         "version": __version__,
         "code": cache.code_digest(),
@@ -388,8 +410,8 @@ def _cache_key(problem: MetaProblem, grid_a, grid_b, seeds, s: _Settings, chunk_
 def run_sweep(
     problem: MetaProblem, alphas, betas, *, iterations: int, variant: str = "second",
     optimizer: str = "sgd", steps: int = 1, seed: int = 0, seeds=None, dtype="float64", device="cpu",
-    divergence_threshold: float = 1e8, chunk_size: int | None = None, memory_budget: float | None = None,
-    cache_dir=None, progress: bool = True, cpu_tuning: bool = True,
+    divergence_threshold: float = 1e8, jitter: float = 0.0, chunk_size: int | None = None,
+    memory_budget: float | None = None, cache_dir=None, progress: bool = True, cpu_tuning: bool = True,
 ) -> pd.DataFrame:
     """Train every (α, β) of the grid; one row per configuration and seed, α-major, seed innermost.
 
@@ -412,6 +434,9 @@ def run_sweep(
     memory or of RAM; on a CPU at most ``CPU_CHUNK_BYTES``), measured from one step; where configurations run
     one after another (convolutions on a CPU) ``LOOPED_CHUNK``.
 
+    ``jitter`` ε > 0 multiplies every weight of θ0 by (1 + ε·z), z drawn per seed (0: θ0 as drawn):
+    at ε ≈ 1e-7 it stands in for another machine's round-off, to see which outcomes that flips.
+
     ``cpu_tuning``: flush float denormals while training (up to 3× faster on CPU), put back as
     found afterwards (:mod:`mamlpaper.cpu_tuning`, which also says how to keep glibc from
     returning freed memory, the other 20 %). Every argument, and the problem's first meta-batch against
@@ -422,7 +447,7 @@ def run_sweep(
     grid_a, grid_b = (g.ravel() for g in np.meshgrid(alphas, betas, indexing="ij"))
     return _run_configs(problem, grid_a, grid_b, iterations=iterations, variant=variant, optimizer=optimizer,
                         steps=steps, seed=seed, seeds=seeds, dtype=dtype, device=device,
-                        divergence_threshold=divergence_threshold, chunk_size=chunk_size,
+                        divergence_threshold=divergence_threshold, jitter=jitter, chunk_size=chunk_size,
                         memory_budget=memory_budget, cache_dir=cache_dir, progress=progress, cpu_tuning=cpu_tuning)
 
 
@@ -439,13 +464,40 @@ def run_cells(problem: MetaProblem, cells, **kwargs) -> pd.DataFrame:
     return _run_configs(problem, cells[:, 0].copy(), cells[:, 1].copy(), **kwargs)
 
 
+def run_each(problem: MetaProblem, alphas, betas, seeds, **kwargs) -> pd.DataFrame:
+    """One run per (α_i, β_i, seed_i): each run its own seed's θ0 and task stream, as in a sweep with
+    ``seeds``; all runs train as one batch. What a search needs when every (α, seed) asks for its own β
+    (:mod:`mamlpaper.boundary`). Keyword arguments as :func:`run_sweep` (without ``seed``/``seeds``);
+    ``jitter`` ε > 0 perturbs every weight of θ0 by a relative ε (see ``_initial_params``); the
+    table's rows are in the order of the runs."""
+    alphas = _checks.real_array("alphas", alphas)
+    betas = _checks.real_array("betas", betas)
+    if "seed" in kwargs or "seeds" in kwargs:
+        raise _checks.refuse("seeds", kwargs.get("seeds", kwargs.get("seed")), "run_each takes one seed per run "
+                             "as its fourth argument; pass no seed= or seeds= keyword")
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, (Sequence, np.ndarray)):
+        raise _checks.refuse("seeds", seeds, "seeds must be a list of integers >= 0, one per run")
+    seeds = np.array([_checks.integer("seeds entry", v, minimum=0) for v in seeds], dtype=np.int64)
+    if alphas.ndim != 1 or alphas.size == 0 or alphas.shape != betas.shape or alphas.shape != seeds.shape:
+        raise _checks.refuse("alphas", alphas, "alphas, betas and seeds must be non-empty lists of one length "
+                             f"(got {alphas.size}, {betas.size}, {seeds.size})")
+    _checks.grid("alphas", np.unique(alphas), allow_zero=True)
+    _checks.grid("betas", np.unique(betas))
+    if len(pd.MultiIndex.from_arrays([alphas, betas, seeds]).drop_duplicates()) != len(alphas):
+        raise _checks.refuse("alphas", alphas, "the (alpha, beta, seed) runs must be distinct (a repeated run is "
+                             "the same numbers twice)")
+    return _run_configs(problem, alphas.copy(), betas.copy(), run_seeds=seeds, **kwargs)
+
+
 def _run_configs(
     problem, grid_a, grid_b, *, iterations, variant="second", optimizer="sgd", steps=1, seed=0, seeds=None,
-    dtype="float64", device="cpu", divergence_threshold=1e8, chunk_size=None, memory_budget=None,
-    cache_dir=None, progress=True, cpu_tuning=True,
+    run_seeds=None, dtype="float64", device="cpu", divergence_threshold=1e8, jitter=0.0, chunk_size=None,
+    memory_budget=None, cache_dir=None, progress=True, cpu_tuning=True,
 ) -> pd.DataFrame:
-    s = _check_settings(iterations, variant, optimizer, steps, seed, dtype, device, divergence_threshold)
-    seeds = _check_seeds(seeds, s.seed)
+    """Runs of (grid_a, grid_b) once per seed of ``seeds`` (seed innermost), or, with ``run_seeds``,
+    run i with seed run_seeds[i] alone."""
+    s = _check_settings(iterations, variant, optimizer, steps, seed, dtype, device, divergence_threshold, jitter)
+    seeds = _check_seeds(seeds, s.seed) if run_seeds is None else tuple(sorted(set(run_seeds.tolist())))
     if chunk_size is not None:
         chunk_size = _checks.integer("chunk_size", chunk_size, minimum=1)
     if memory_budget is not None:
@@ -459,14 +511,17 @@ def _run_configs(
         _initial_params(problem, s, seeds[0])
     if chunk_size is None:
         chunk_size = _chunk_size(problem, s, memory_budget or memory.default_budget(s.device))
-    run_seeds = np.array([s.seed] if seeds is None else seeds, dtype=np.int64)
-    grid_a, grid_b, grid_s = (np.repeat(grid_a, len(run_seeds)), np.repeat(grid_b, len(run_seeds)),
-                              np.tile(run_seeds, len(grid_a)))
+    if run_seeds is None:
+        every = np.array([s.seed] if seeds is None else seeds, dtype=np.int64)
+        grid_a, grid_b, grid_s = (np.repeat(grid_a, len(every)), np.repeat(grid_b, len(every)),
+                                  np.tile(every, len(grid_a)))
+    else:
+        grid_s = run_seeds
     n = grid_a.size
     store = None
     fields = {**CHUNK_FIELDS, **{c: np.float64 for c in problem.readout.columns}}
     if cache_dir is not None:
-        store = cache.ChunkCache(cache_dir, _cache_key(problem, grid_a, grid_b, seeds, s, chunk_size),
+        store = cache.ChunkCache(cache_dir, _cache_key(problem, grid_a, grid_b, grid_s, seeds, s, chunk_size),
                                  label=f"{problem.name}-{s.variant}-{s.optimizer}")
     starts = range(0, n, chunk_size)
     chunks = {}
@@ -548,21 +603,45 @@ READINGS = ("finite", "trained")
 """How a run counts as stable when β_c is read off a map: "finite", the paper's reading (it did
 not diverge), or "trained" (neither unstable — non-finite, or ending above its starting loss —
 nor collapsed)."""
+CENSORED = ("", "above", "below")
+"""How a β_c reading is bounded by the β range it was read from: "" inside it (a β failed and one
+below it did not), "above" (no β failed: β_c is at least the value given), "below" (the smallest β
+failed: β_c lies below the range, the value is NaN)."""
+
+
+def failed(table: pd.DataFrame, reading: str = "finite") -> np.ndarray:
+    """Per run, whether it failed under ``reading``: "finite", it diverged; "trained", it was
+    unstable (diverged, or ended above its starting loss) or collapsed."""
+    reading = _checks.choice("reading", reading, READINGS)
+    _check_table(table, ("alpha", "beta", "diverged") + (("unstable", "collapsed") if reading == "trained" else ()))
+    bad = table["diverged"].to_numpy(bool)
+    if reading == "trained":
+        bad = bad | table["unstable"].to_numpy(bool) | table["collapsed"].to_numpy(bool)
+    return bad
 
 
 def measured_beta_critical(table: pd.DataFrame, *, reading: str = "finite") -> pd.DataFrame:
-    """Per α (and per seed, in a table with a seed column), the largest β whose run counts as
-    stable under ``reading`` (NaN where none does): the empirical β_c(α)."""
-    reading = _checks.choice("reading", reading, READINGS)
-    _check_table(table, ("alpha", "beta", "diverged") + (("unstable", "collapsed") if reading == "trained" else ()))
-    kept = ~table["diverged"].astype(bool)
-    if reading == "trained":
-        kept &= ~table["unstable"].astype(bool) & ~table["collapsed"].astype(bool)
+    """Per α (and per seed, in a table with a seed column), β_c(α) read from below: the largest β
+    whose run counts as stable under ``reading`` *below the smallest β that failed*.
+
+    A run that survives above a failed β is not evidence of stability — near the boundary outcomes
+    are chaotic, and a collapsed network survives any β — so it is never read as β_c. Columns
+    (seed,) alpha, beta_c, censored (:data:`CENSORED`): "above" where no β failed (beta_c is the
+    largest β: read "≥ beta_c"), "below" where the smallest β failed (beta_c NaN)."""
+    bad = failed(table, reading)
     by = ["seed", "alpha"] if "seed" in table else ["alpha"]
-    largest = table[kept].groupby(by)["beta"].max()
-    every = table[by].drop_duplicates().sort_values(by)
-    index = pd.MultiIndex.from_frame(every) if len(by) > 1 else pd.Index(every["alpha"])
-    return every.reset_index(drop=True).assign(beta_c=largest.reindex(index).to_numpy(float))
+    runs = table[by + ["beta"]].assign(failed=bad).sort_values(by + ["beta"], kind="stable")
+    rows = []
+    for key, group in runs.groupby(by, sort=True):
+        betas, fails = group["beta"].to_numpy(float), group["failed"].to_numpy(bool)
+        if not fails.any():
+            beta_c, censored = betas[-1], "above"
+        elif fails[0]:
+            beta_c, censored = np.nan, "below"
+        else:
+            beta_c, censored = betas[np.argmax(fails) - 1], ""
+        rows.append((*(key if isinstance(key, tuple) else (key,)), beta_c, censored))
+    return pd.DataFrame(rows, columns=by + ["beta_c", "censored"])
 
 
 def paper_grid(low: float, high: float, mantissas: Sequence[int] = tuple(range(1, 10))) -> np.ndarray:

@@ -132,6 +132,7 @@ def bracket(reading, betas):
 
 def score(prediction, per_seed, betas, **labels):
     """One row per (reading, α, estimator): measured β_c, the prediction, their ratio and the within-2× verdict.
+    A reading at the grid's top is censored ("≥ it"): its ratio is NaN, its bracket open above.
 
     ``per_seed``: one seed's rows of a map's ``beta_critical`` (columns alpha and one per reading).
     """
@@ -145,7 +146,7 @@ def score(prediction, per_seed, betas, **labels):
                 value = p[estimator]
                 rows.append({**labels, "reading": reading, "alpha": p.alpha, "measured": value_measured,
                              "estimator": estimator, "predicted": value,
-                             "ratio": value / value_measured if value_measured > 0 else np.nan,
+                             "ratio": value / value_measured if 0 < value_measured < np.max(betas) else np.nan,
                              "within_2x": bool(low / 2 <= value <= 2 * high)})
     return pd.DataFrame(rows)
 

@@ -30,50 +30,41 @@ def test_failure_probability_counts_seeds_per_cell():
     assert cells.loc[(0.1, 1.0), "high"] == 1.0 and cells["runs"].eq(4).all()
 
 
-def test_claim_ratios_per_seed_and_their_summary():
-    # seed 0: beta_c(0) = 1, beta_c(0.1) = 2 -> ratio 2; seed 1: beta_c(0) = 2, beta_c(0.1) = 2 -> 1;
-    # seed 2: alpha = 0 diverges everywhere -> NaN
+def test_claim_ratios_never_use_a_censored_reading_as_a_number():
+    # betas 1, 2, 3; per seed (alpha = 0 | alpha = 0.1):
+    # 0: flips at 2 | flips at 3 -> 2 / 1 = 2, exact;   1: beta_c 1 | never fails (>= 3) -> at least 3;
+    # 2: never fails at alpha = 0 -> undetermined;      3: fails from beta = 1 at alpha = 0 -> undetermined;
+    # 4: beta_c 2 | 2 -> 1, exact
     table = table_from({
-        (0.0, 1.0): [0, 0, 1], (0.0, 2.0): [1, 0, 1],
-        (0.1, 1.0): [0, 0, 0], (0.1, 2.0): [0, 0, 1],
+        (0.0, 1.0): [0, 0, 0, 1, 0], (0.0, 2.0): [1, 1, 0, 1, 0], (0.0, 3.0): [1, 1, 0, 1, 1],
+        (0.1, 1.0): [0, 0, 0, 0, 0], (0.1, 2.0): [0, 0, 0, 0, 0], (0.1, 3.0): [1, 0, 1, 1, 1],
     })
     ratios = stability.claim_ratios(table).set_index("seed")
-    assert ratios.loc[0, "ratio"] == 2.0 and ratios.loc[0, "at_alpha"] == 0.1
-    assert ratios.loc[1, "ratio"] == 1.0 and np.isnan(ratios.loc[2, "ratio"])
+    assert ratios["ratio_is"].tolist() == ["exact", "at least", "undetermined", "undetermined", "exact"]
+    assert ratios.loc[0, "ratio"] == 2.0 and ratios.loc[0, "at_alpha"] == 0.1 and ratios.loc[1, "ratio"] == 3.0
+    assert ratios.loc[4, "ratio"] == 1.0 and ratios[["ratio"]].iloc[2:4].isna().all().all()
+    assert ratios["beta_c0_censored"].tolist() == ["", "", "above", "below", ""]
     summary = stability.claim_summary(ratios.reset_index(), threshold=1.5)
-    assert summary == {"seeds": 3, "with_ratio": 2, "median": 1.5, "min": 1.0, "max": 2.0, "threshold": 1.5,
-                       "at_least": 1}
-    assert stability.describe_claim(summary) == "ratio >= 1.5 in 1 of 3 seeds (median 1.5, range 1-2)"
+    assert summary == {"seeds": 5, "determined": 3, "median": 2.0, "min": 1.0, "max": 3.0, "threshold": 1.5,
+                       "at_least": 2, "below": 1, "undetermined": 2}
+    assert stability.describe_claim(summary) == ("ratio >= 1.5 in 2 of 5 seeds, below in 1, undetermined in 2 "
+                                                 "(median 2, range 1-3)")
+    at_least_low = stability.claim_summary(ratios.reset_index(), threshold=5.0)
+    assert (at_least_low["at_least"], at_least_low["below"], at_least_low["undetermined"]) == (0, 2, 3)
+
+
+def test_claim_summary_of_seeds_that_are_all_undetermined_says_so():
+    table = table_from({(0.0, 1.0): [0, 0], (0.1, 1.0): [0, 1]})  # nothing fails at alpha = 0: beta_c(0) >= 1
+    summary = stability.claim_summary(stability.claim_ratios(table))
+    assert (summary["undetermined"], summary["determined"]) == (2, 0) and np.isnan(summary["median"])
+    assert stability.describe_claim(summary).endswith("(no ratio determined: beta_c(0) is censored in every seed)")
 
 
 def test_trained_reading_drops_runs_that_grew_or_collapsed():
-    table = table_from({(0.0, 1.0): [0], (0.0, 2.0): [0], (0.1, 1.0): [0], (0.1, 2.0): [0]})
+    table = table_from({(0.0, 1.0): [0], (0.0, 2.0): [1], (0.1, 1.0): [0], (0.1, 2.0): [0], (0.1, 3.0): [1]})
     table.loc[(table.alpha == 0.1) & (table.beta == 2.0), "collapsed"] = True
-    assert stability.claim_ratios(table).ratio.iloc[0] == 1.0
-    assert stability.claim_ratios(table, reading="trained").ratio.iloc[0] == 0.5
-
-
-def test_marginal_cells_are_the_split_ones_and_those_bordering_the_boundary():
-    # beta rows 1, 2, 3 x alpha columns 0, 0.1: majority diverges from beta = 3 at alpha = 0 and
-    # from beta = 2 at alpha = 0.1; (0.1, 2.0) is split between seeds
-    table = table_from({
-        (0.0, 1.0): [0, 0, 0], (0.0, 2.0): [0, 0, 0], (0.0, 3.0): [1, 1, 1],
-        (0.1, 1.0): [0, 0, 0], (0.1, 2.0): [1, 1, 0], (0.1, 3.0): [1, 1, 1],
-    })
-    cells = stability.marginal_cells(table).set_index(["alpha", "beta"])
-    assert set(cells.index) == {(0.0, 2.0), (0.0, 3.0), (0.1, 1.0), (0.1, 2.0)}
-    assert cells.loc[(0.1, 2.0), "reason"] == "seeds disagree"
-    assert cells.loc[(0.0, 3.0), "reason"] == "borders the boundary"
-
-
-def test_compare_precisions_says_which_cells_round_off_decided():
-    low = table_from({(0.0, 1.0): [0, 1, 0], (0.0, 2.0): [1, 1, 1]})
-    high = table_from({(0.0, 1.0): [0, 0, 0], (0.0, 2.0): [1, 1, 1]})
-    cells = stability.compare_precisions(low, high).set_index(["alpha", "beta"])
-    assert cells.loc[(0.0, 1.0), "changed"] == 1 and cells.loc[(0.0, 1.0), "decided_by"] == "round-off"
-    assert cells.loc[(0.0, 2.0), "decided_by"] == "the problem"
-    with pytest.raises(ValueError, match="high has a run that low lacks"):
-        stability.compare_precisions(low, table_from({(0.5, 1.0): [0]}))
+    assert stability.claim_ratios(table).ratio.iloc[0] == 2.0
+    assert stability.claim_ratios(table, reading="trained").ratio.iloc[0] == 1.0
 
 
 def test_median_map_keeps_cells_where_most_seeds_survive():
@@ -141,25 +132,23 @@ def test_export_map_counts_medians_and_per_seed_beta_c_and_round_trips_through_j
     assert measured.labels == data["labels"]
     assert measured.cells["diverged"].tolist() == [0, 2, 1, 3] and np.isnan(measured.cells["loss_median"].iloc[3])
     read = measured.beta_critical
-    assert list(read.columns) == ["seed", "alpha", "finite", "trained"]
-    # by hand: seed 0 finite 1, 1 / trained 1, 1; seed 1 finite 2, 1 / trained 2 (beta 1 unstable), 1;
-    # seed 2 finite 1, none / trained none (collapsed), none
+    assert list(read.columns) == ["seed", "alpha", "finite", "trained", "finite_censored", "trained_censored"]
+    # by hand, read from below: seed 0 finite 1, 1 / trained 1, 1; seed 1 finite >= 2 (nothing failed), 1 /
+    # trained none (beta 1 unstable; beta 2 trained, but above a failure), 1; seed 2 finite 1, none /
+    # trained none (collapsed), none
     expected_finite = [1.0, 1.0, 2.0, 1.0, 1.0, np.nan]
-    expected_trained = [1.0, 1.0, 2.0, 1.0, np.nan, np.nan]
+    expected_trained = [1.0, 1.0, np.nan, 1.0, np.nan, np.nan]
     np.testing.assert_array_equal(read["finite"], expected_finite)
     np.testing.assert_array_equal(read["trained"], expected_trained)
+    assert read["finite_censored"].tolist() == ["", "", "above", "", "", "below"]
+    assert read["trained_censored"].tolist() == ["", "", "below", "", "below", "below"]
     for reading in sweep.READINGS:
         reference = sweep.measured_beta_critical(table, reading=reading)
         np.testing.assert_array_equal(read[["seed", "alpha"]].to_numpy(float),
                                       reference[["seed", "alpha"]].to_numpy(float))
         np.testing.assert_array_equal(read[reading], reference["beta_c"])
+        assert read[f"{reading}_censored"].tolist() == reference["censored"].tolist()
     assert data["beta_critical"]["trained"][4] is None
-
-    summary = stability.beta_critical_summary(measured).set_index("alpha")
-    assert summary.loc[0.0].tolist() == [1.0, 1.0, 2.0, 3] and summary.loc[0.1].tolist() == [1.0, 1.0, 1.0, 2]
-    trained = stability.beta_critical_summary(measured, reading="trained").set_index("alpha")
-    assert trained.loc[0.0, "median"] == 1.5 and trained.loc[0.0, "seeds"] == 2
-    assert trained.loc[0.0, "low"] == 1.0 and trained.loc[0.0, "high"] == 2.0
 
 
 def test_export_map_of_a_table_without_seed_column_counts_it_as_seed_0():
@@ -168,7 +157,8 @@ def test_export_map_of_a_table_without_seed_column_counts_it_as_seed_0():
     data = stability.export_map(one)
     assert data["labels"] == {} and data["cells"]["runs"] == [1, 1, 1, 1]
     assert data["cells"]["loss_median"] == [2.5, 4.0, 0.75, None]
-    assert data["beta_critical"] == {"seed": [0, 0], "alpha": [0.0, 0.1], "finite": [2.0, 1.0], "trained": [2.0, 1.0]}
+    assert data["beta_critical"] == {"seed": [0, 0], "alpha": [0.0, 0.1], "finite": [2.0, 1.0], "trained": [None, 1.0],
+                                     "finite_censored": ["above", ""], "trained_censored": ["below", ""]}
     assert stability.import_map(data).beta_critical["seed"].tolist() == [0, 0]
 
 
@@ -211,6 +201,8 @@ def test_a_real_sweep_exports_and_reads_back_from_a_maps_file(tmp_path):
     (lambda d: d["cells"]["diverged"].__setitem__(0, 9), "^data.cells must count"),
     (lambda d: d["beta_critical"]["seed"].__setitem__(0, 0.5), "^data.beta_critical.seed must be a list of integer"),
     (lambda d: d.update(labels=[1]), "^data.labels=\\[1\\] is not allowed"),
+    (lambda d: d["beta_critical"]["finite_censored"].__setitem__(0, "yes"),
+     "^data.beta_critical.finite_censored must be a list of censoring"),
 ])
 def test_import_map_refuses_a_dict_that_is_not_an_export(change, message):
     data = stability.export_map(map_table())

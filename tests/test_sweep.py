@@ -234,15 +234,18 @@ def test_paper_grid():
         sweep.paper_grid(1e-2, 1.0, mantissas=(0, 5))
 
 
-def test_measured_beta_critical_is_the_largest_surviving_beta():
+def test_measured_beta_critical_is_read_from_below_and_says_where_it_is_censored():
     table = pd.DataFrame({
-        "alpha": [0.1, 0.1, 0.1, 0.2, 0.2, 0.2],
-        "beta": [1.0, 2.0, 3.0, 1.0, 2.0, 3.0],
-        "diverged": [False, False, True, True, True, True],
+        "alpha": [0.1, 0.1, 0.1, 0.2, 0.2, 0.2, 0.3, 0.3, 0.3, 0.4, 0.4, 0.4],
+        "beta": [1.0, 2.0, 3.0] * 4,
+        "diverged": [False, False, True, True, True, True, False, True, False, False, False, False],
     })
     measured = sweep.measured_beta_critical(table)
-    assert measured.alpha.tolist() == [0.1, 0.2]
+    assert measured.alpha.tolist() == [0.1, 0.2, 0.3, 0.4]
     assert measured.beta_c.iloc[0] == 2.0 and np.isnan(measured.beta_c.iloc[1])
+    assert measured.beta_c.iloc[2] == 1.0  # the run that survived beta = 3 above the failure at 2 is not read
+    assert measured.beta_c.iloc[3] == 3.0
+    assert measured.censored.tolist() == ["", "below", "", "above"]
     with pytest.raises(ValueError, match="table lacks column 'diverged'"):
         sweep.measured_beta_critical(table.drop(columns="diverged"))
 
@@ -523,7 +526,7 @@ def test_measured_beta_critical_is_read_per_seed():
         "diverged": [False, False, False, True, True, False, True, True],
     })
     read = sweep.measured_beta_critical(table)
-    assert list(read.columns) == ["seed", "alpha", "beta_c"]
+    assert list(read.columns) == ["seed", "alpha", "beta_c", "censored"]
     assert read.set_index(["seed", "alpha"]).beta_c.to_dict() == pytest.approx(
         {(0, 0.0): 2.0, (0, 0.1): np.nan, (1, 0.0): 1.0, (1, 0.1): 1.0}, nan_ok=True)
 
@@ -537,3 +540,53 @@ def test_run_cells_equals_the_same_cells_of_a_grid():
     assert list(zip(some.alpha, some.beta))[::2] == cells
     expected = pd.concat([grid[(grid.alpha == a) & (grid.beta == b)] for a, b in cells]).reset_index(drop=True)
     pd.testing.assert_frame_equal(some, expected, check_exact=False, rtol=1e-12, atol=1e-14)
+
+
+def test_run_each_gives_each_run_its_own_seed_and_equals_the_same_runs_of_a_grid():
+    problem = sine_problem(3)
+    grid = sweep.run_sweep(problem, ALPHAS, BETAS, iterations=6, seeds=[0, 1, 2], progress=False)
+    runs = [(0.3, 40.0, 2), (0.0, 0.01, 0), (0.05, 0.1, 1), (0.05, 0.1, 2)]
+    some = sweep.run_each(problem, *zip(*runs), iterations=6, progress=False)
+    assert list(zip(some.alpha, some.beta, some.seed)) == runs
+    expected = pd.concat([grid[(grid.alpha == a) & (grid.beta == b) & (grid.seed == s)] for a, b, s in runs])
+    pd.testing.assert_frame_equal(some, expected.reset_index(drop=True), check_exact=False, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda p: sweep.run_each(p, [0.1, 0.2], [0.1], [0, 1], iterations=2), "must be non-empty lists of one length"),
+    (lambda p: sweep.run_each(p, [0.1, 0.1], [0.1, 0.1], [0, 0], iterations=2), "must be distinct"),
+    (lambda p: sweep.run_each(p, [0.1], [0.1], [-1], iterations=2), r"^seeds entry=-1 is not allowed"),
+    (lambda p: sweep.run_each(p, [0.1], [0.1], "0", iterations=2), r"^seeds='0' is not allowed"),
+    (lambda p: sweep.run_each(p, [0.1], [0.1], [0], iterations=2, seed=0), "takes one seed per run"),
+    (lambda p: sweep.run_each(p, [0.1], [0.1], [0], iterations=2, jitter=-1e-7), r"^jitter=-1e-07 is not allowed"),
+])
+def test_run_each_refuses_bad_runs_before_any_work(call, message):
+    with pytest.raises(ValueError, match=message):
+        call(sine_problem(0))
+
+
+def test_jitter_moves_theta0_by_its_relative_size_the_same_way_every_time():
+    problem = sine_problem(0)
+    kwargs = dict(iterations=2, progress=False)
+    plain = sweep.run_each(problem, [0.05, 0.05], [0.1, 0.1], [0, 1], **kwargs)
+    jittered = [sweep.run_each(problem, [0.05, 0.05], [0.1, 0.1], [0, 1], jitter=1e-7, **kwargs) for _ in range(2)]
+    pd.testing.assert_frame_equal(jittered[0], jittered[1], check_exact=True)
+    change = np.abs(jittered[0].loss_initial / plain.loss_initial - 1)
+    assert np.all(change > 0) and np.all(change < 1e-5)
+    s = sweep._check_settings(2, "second", "sgd", 1, 0, "float64", "cpu", 1e8, 1e-7)
+    theta = sweep._initial_params(problem, s, 4)
+    reference = sweep._initial_params(problem, dataclasses.replace(s, jitter=0.0), 4)
+    ratio = torch.cat([(theta[k] / reference[k] - 1).reshape(-1) for k in theta])
+    assert 0.5e-7 < float(ratio.std()) < 2e-7 and abs(float(ratio.mean())) < 5e-8
+
+
+def test_the_cpu_thread_count_is_part_of_the_cache_key(tmp_path):
+    problem = sine_problem(2)
+    found = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            sweep.run_sweep(problem, ALPHAS, BETAS[:2], iterations=2, cache_dir=tmp_path, progress=False)
+    finally:
+        torch.set_num_threads(found)
+    assert len(list(tmp_path.glob("*/key.json"))) == 2
