@@ -37,17 +37,15 @@ def main() -> None:
                                 n_query=spec["n_query"], activation=spec["activation"])
     if problem.spec != spec:
         raise SystemExit(f"{SETTINGS} names a problem this version does not build: {spec}")
-    options = {k: v for k, v in search.items() if k not in ("alphas", "seeds", "start", "problem")}
+    settings = boundary.for_optimizer(search, "sgd")
+    options = {k: v for k, v in settings.items() if k not in ("alphas", "seeds", "problem")}
     start = time.perf_counter()
-    results = boundary.perturbed(problem, search["alphas"], search["seeds"], optimizer="sgd",
-                                 start=search["start"]["sgd"], cache_dir=runtime.resolve_path(args.cache_dir),
-                                 **options)
+    results = boundary.perturbed(problem, search["alphas"], search["seeds"],
+                                 cache_dir=runtime.resolve_path(args.cache_dir), **options)
     seconds = time.perf_counter() - start
     table = boundary.perturbation_table(results)
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         print(table.round(3))
-    settings = {**{k: v for k, v in search.items() if k != "start"}, "start": search["start"]["sgd"],
-                "optimizer": "sgd"}
     document = runtime.plain({
         "settings": settings, "table": table.reset_index().to_dict(orient="list"),
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch "

@@ -7,7 +7,7 @@ wherever Python numbers do; ``bool`` never counts as a number, and a string neve
 from __future__ import annotations
 
 import numbers
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -164,6 +164,19 @@ def dtype(value, allowed: Mapping[str, torch.dtype]) -> torch.dtype:
     if isinstance(value, torch.dtype) and value in allowed.values():
         return value
     raise refuse("dtype", value, f"choose one of {', '.join(allowed)}")
+
+
+def seeds(value) -> tuple[int, ...]:
+    """Seeds of a batch of runs: a count n means 0…n-1; a list must hold distinct integers ≥ 0
+    (a repeated seed is the same run twice)."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        return tuple(range(integer("seeds", value, minimum=1)))
+    if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray)) or len(value) == 0:
+        raise refuse("seeds", value, "seeds must be a count >= 1 or a non-empty list of integers >= 0")
+    values = tuple(integer("seeds entry", v, minimum=0) for v in value)
+    if len(set(values)) != len(values):
+        raise refuse("seeds", value, "seeds must be distinct (a repeated seed is the same run twice)")
+    return values
 
 
 def function(name: str, value):

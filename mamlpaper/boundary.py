@@ -43,17 +43,6 @@ class Boundary(NamedTuple):
     reading: str
 
 
-def _seed_list(seeds) -> list[int]:
-    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
-        return list(range(_checks.integer("seeds", seeds, minimum=1)))
-    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, (Sequence, np.ndarray)) or len(seeds) == 0:
-        raise _checks.refuse("seeds", seeds, "seeds must be a count >= 1 or a non-empty list of integers >= 0")
-    values = [_checks.integer("seeds entry", v, minimum=0) for v in seeds]
-    if len(set(values)) != len(values):
-        raise _checks.refuse("seeds", seeds, "seeds must be distinct (a repeated seed is the same search twice)")
-    return values
-
-
 def gradients_computed(table: pd.DataFrame) -> np.ndarray:
     """Per run, the meta-gradients it computed: iterations + 1, or up to the one that diverged."""
     iterations = table["iterations"].to_numpy(np.int64)
@@ -75,7 +64,7 @@ def search(problem: sweep.MetaProblem, alphas, seeds, *, iterations: int, low: f
     cache_dir, ...). Every argument is checked, and the problem against its model, before any run.
     """
     alphas = _checks.grid("alphas", alphas, allow_zero=True)
-    seeds = _seed_list(seeds)
+    seeds = _checks.seeds(seeds)
     reading = _checks.choice("reading", reading, sweep.READINGS)
     low, high = _checks.rate("low", low), _checks.rate("high", high)
     if not low < high:
@@ -145,6 +134,13 @@ SETTINGS = ("alphas", "seeds", "iterations", "low", "high", "start", "factor", "
 one per optimizer), so that a benchmark or another machine reruns exactly that search."""
 
 
+def for_optimizer(settings: dict, optimizer: str) -> dict:
+    """One optimizer's search from notebook ``settings``: its own ``start`` and ``optimizer`` named, the
+    form :func:`search` takes (after alphas and seeds) and a benchmark compares against its record."""
+    start = settings["start"][optimizer] if isinstance(settings["start"], dict) else settings["start"]
+    return {**settings, "start": start, "optimizer": optimizer}
+
+
 def claims(problem: sweep.MetaProblem, settings: dict, optimizers: Sequence[str] = ("sgd", "adam"),
            **engine) -> dict[str, Claim]:
     """:func:`search` with ``settings`` (keys :data:`SETTINGS`) once per meta-optimizer, with β_50 and
@@ -158,10 +154,8 @@ def claims(problem: sweep.MetaProblem, settings: dict, optimizers: Sequence[str]
         raise _checks.refuse("optimizers", optimizers, "optimizers must be a non-empty list of meta-optimizer names")
     found = {}
     for optimizer in optimizers:
-        options = {k: v for k, v in settings.items() if k not in ("alphas", "seeds", "start")}
-        start = settings["start"][optimizer] if isinstance(settings["start"], dict) else settings["start"]
-        result = search(problem, settings["alphas"], settings["seeds"], optimizer=optimizer, start=start,
-                        **options, **engine)
+        options = {k: v for k, v in for_optimizer(settings, optimizer).items() if k not in ("alphas", "seeds")}
+        result = search(problem, settings["alphas"], settings["seeds"], **options, **engine)
         found[optimizer] = Claim(result, stability.beta_50(result.intervals), stability.claim_verdict(result.intervals))
     return found
 

@@ -562,14 +562,7 @@ def _check_seeds(seeds, seed: int) -> tuple[int, ...] | None:
     if seed != 0:
         raise _checks.refuse("seed", seed, "seed and seeds exclude each other: with seeds, each seed draws its "
                              "own θ0 and task stream; leave seed at 0")
-    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
-        return tuple(range(_checks.integer("seeds", seeds, minimum=1)))
-    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, (Sequence, np.ndarray)) or len(seeds) == 0:
-        raise _checks.refuse("seeds", seeds, "seeds must be None, a count >= 1, or a non-empty list of integers >= 0")
-    values = tuple(_checks.integer("seeds entry", v, minimum=0) for v in seeds)
-    if len(set(values)) != len(values):
-        raise _checks.refuse("seeds", seeds, "seeds must be distinct (a repeated seed is the same run twice)")
-    return values
+    return _checks.seeds(seeds)
 
 
 def _check_table(table, needed: Sequence[str]) -> None:

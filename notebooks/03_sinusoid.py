@@ -505,8 +505,7 @@ perturbation_file = runtime.resolve_path("benchmarks/results/verdict_perturbatio
 perturbation = None
 if perturbation_file.is_file():
     record = json.loads(perturbation_file.read_text(encoding="utf-8"))
-    mine = {**{k: v for k, v in search.items() if k != "start"}, "start": search["start"]["sgd"], "optimizer": "sgd",
-            "problem": problem.spec}
+    mine = {**boundary.for_optimizer(search, "sgd"), "problem": problem.spec}
     differs = sorted(k for k in set(mine) | set(record["settings"]) if mine.get(k) != record["settings"].get(k))
     if differs:
         print(f"{perturbation_file.name} was made with other settings ({', '.join(differs)}); rerun "

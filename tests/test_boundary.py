@@ -203,3 +203,18 @@ def test_search_refuses_bad_arguments_before_any_run(kwargs, message):
     seeds = options.pop("seeds")
     with pytest.raises(ValueError, match=message):
         boundary.search(problems.sinusoid(0, n_tasks=2), [0.0, 0.1], seeds, **options)
+
+
+def test_claims_run_one_search_per_optimizer_from_its_own_start(monkeypatch):
+    calls = []
+    monkeypatch.setattr(sweep, "run_each", fake_engine(lambda a, s: FLIPS[a, s], calls))
+    settings = {"alphas": [0.0, 0.1], "seeds": [0, 1], "iterations": 3, "low": 0.01, "high": 9.0,
+                "start": {"sgd": 0.3, "adam": 0.5}, "factor": 2.0, "resolution": 1.1, "max_rounds": 3,
+                "reading": "finite", "dtype": "float32"}
+    found = boundary.claims(problems.sinusoid(0, n_tasks=2), settings, progress=False)
+    firsts = [call.beta.unique().tolist() for call in calls if len(call) == 4 and call.beta.nunique() == 1]
+    assert firsts == [[0.3], [0.5]]
+    assert list(found) == ["sgd", "adam"] and all(c.verdict["verdict"] in stability.VERDICTS for c in found.values())
+    assert boundary.for_optimizer(settings, "adam")["start"] == 0.5
+    with pytest.raises(ValueError, match="^settings=dict with keys"):
+        boundary.claims(problems.sinusoid(0, n_tasks=2), {**settings, "extra": 1})
