@@ -268,7 +268,7 @@ def claim_verdict(intervals: pd.DataFrame, *, threshold: float = 1.5, level: flo
 
 
 def describe_verdict(verdict: dict) -> str:
-    """A verdict in one line, e.g. 'R = 1.1 [0.93, 1.3] (95 %, 10 seeds): no rise (threshold 1.5)'."""
+    """A verdict in one line, e.g. 'R = 1.1 [0.93, 1.3] (95%, 10 seeds): no rise (threshold 1.5)'."""
     def number(v):
         return "≥ range" if v == np.inf else "undetermined" if np.isnan(v) else f"{v:.3g}"
 
