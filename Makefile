@@ -23,7 +23,7 @@ export MAMLPAPER_DATA
 # process-wide setting, asked for here for the processes `make` starts (mamlpaper/cpu_tuning.py).
 export GLIBC_TUNABLES ?= glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=2147483647
 
-.PHONY: help setup figures test notebooks lab benchmarks lock clean distclean
+.PHONY: help setup figures readme test notebooks lab benchmarks lock clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -37,10 +37,14 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[notebooks,test]'
 	@touch $@
 
-figures: $(STAMP) ## execute every notebook (PROFILE=...) into build/ and write figures/
+figures: $(STAMP) ## execute every notebook (PROFILE=...) into build/, write figures/, render README.md
 	@mkdir -p $(BUILD)
 	@status=0; $(MAKE) --no-print-directory -k $(RUNS) || status=1; \
-	  $(PY) -m mamlpaper.pipeline summary $(BUILD) || status=1; exit $$status
+	  $(PY) -m mamlpaper.pipeline summary $(BUILD) || status=1; \
+	  $(PY) -m mamlpaper.readme || status=1; exit $$status
+
+readme: $(STAMP) ## render README.md from README.template.md and the numbers in figures/*.json
+	$(PY) -m mamlpaper.readme
 
 $(BUILD)/%.ipynb: notebooks/%.py $(PACKAGE) $(STAMP)
 	$(PY) -m mamlpaper.pipeline run $< $@ --profile $(PROFILE)

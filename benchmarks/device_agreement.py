@@ -13,24 +13,24 @@ import argparse
 import numpy as np
 import torch
 
-from mamlpaper import maml, sweep
+from mamlpaper import maml, metaproblem, sweep
 from mamlpaper.fewshot import conv4, episodes, readout
 from mamlpaper.runtime import resolve_device
 
 TOLERANCE = 1e-9
 
 
-def tiny_problem() -> sweep.MetaProblem:
+def tiny_problem() -> metaproblem.MetaProblem:
     images = torch.randint(0, 256, (12, 20, 28, 28), generator=torch.Generator().manual_seed(1),
                            dtype=torch.uint8).numpy()
     sampler = episodes.EpisodeSampler(images, ways=5, shots=1, queries=3, tasks_per_batch=4)
     model = conv4.conv4(torch.Generator().manual_seed(1), 5, filters=8).double()
-    return sweep.MetaProblem("tiny-conv4", model, sampler, criterion=conv4.cross_entropy,
+    return metaproblem.MetaProblem("tiny-conv4", model, sampler, criterion=conv4.cross_entropy,
                              readout=readout.ADAPTED_ACCURACY)
 
 
 def meta_gradient_on(problem, device):
-    fn, _ = maml.fastest_meta_gradient(problem.model, problem.criterion, "second", 2, device)
+    fn, _ = sweep.fastest_meta_gradient(problem.model, problem.criterion, "second", 2, device)
     params = {k: v.to(device) for k, v in maml.parameters_of(problem.model).items()}
     tasks = problem.sample_tasks(torch.Generator().manual_seed(0)).to(dtype=torch.float64, device=device)
     loss, grads = fn(params, tasks, torch.tensor(0.3, dtype=torch.float64, device=device))

@@ -16,29 +16,19 @@ from __future__ import annotations
 import argparse
 import copy
 import math
-import statistics
-import time
 
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from mamlpaper import maml, memory, sweep
+from mamlpaper import maml, memory, metaproblem, sweep
 from mamlpaper.fewshot import conv4, episodes, readout
 from mamlpaper.runtime import resolve_device
 
+from timing import median_time
+
 PAPER_CONFIGS, PAPER_ITERATIONS = 36 * 27, 100
-
-
-def median_time(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def matmul_rate(device, repeats: int) -> float:
@@ -52,12 +42,12 @@ def matmul_rate(device, repeats: int) -> float:
     return 2 * 2048 * 1024 * 1024 / median_time(product, repeats) / 1e9
 
 
-def omniglot_like_problem(tasks: int, filters: int, device) -> sweep.MetaProblem:
+def omniglot_like_problem(tasks: int, filters: int, device) -> metaproblem.MetaProblem:
     images = torch.randint(0, 256, (100, 20, 28, 28), generator=torch.Generator().manual_seed(0),
                            dtype=torch.uint8).numpy()
     sampler = episodes.EpisodeSampler(images, ways=5, shots=1, queries=15, tasks_per_batch=tasks)
     model = conv4.conv4(torch.Generator().manual_seed(0), 5, filters=filters)
-    return sweep.MetaProblem("omniglot-like", model, sampler, criterion=conv4.cross_entropy,
+    return metaproblem.MetaProblem("omniglot-like", model, sampler, criterion=conv4.cross_entropy,
                              readout=readout.ADAPTED_ACCURACY)
 
 
@@ -94,7 +84,7 @@ def higher_loop(problem, alphas, betas, iterations: int, device) -> None:
 
 def one_meta_iteration(problem, device):
     """The engine's meta-gradient of one configuration on one meta-batch, as a thunk."""
-    fn, _ = maml.fastest_meta_gradient(problem.model, problem.criterion, "second", 2, device)
+    fn, _ = sweep.fastest_meta_gradient(problem.model, problem.criterion, "second", 2, device)
     params = {k: v.to(device) for k, v in maml.parameters_of(problem.model).items()}
     tasks = problem.sample_tasks(torch.Generator().manual_seed(0)).to(device=device)
     return lambda: fn(params, tasks, torch.tensor(0.1, device=device))
@@ -128,8 +118,7 @@ def main() -> None:
 
     t_a = median_time(lambda: higher_loop(problem, alphas[:1], betas[:1], args.iterations, device), repeats)
     rate_a = args.iterations / t_a
-    settings = sweep._check_settings(args.iterations, "second", "sgd", 2, 0, "float32", device, 1e8)
-    chunk = sweep._chunk_size(problem, settings, memory.default_budget(device))
+    chunk = sweep.default_chunk_size(problem, steps=2, dtype="float32", device=device)
 
     def marginal_rate(configs: int) -> float:
         """config·iterations/s of a sweep's training loop: the time of a sweep with twice the
@@ -149,7 +138,7 @@ def main() -> None:
     routes = []
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-        routes = [(f"(c') as (c), cudnn.benchmark on", marginal_rate(args.grid))]
+        routes = [("(c') as (c), cudnn.benchmark on", marginal_rate(args.grid))]
         torch.backends.cudnn.benchmark = False
     step = one_meta_iteration(problem, device)
     flops = counted_flops(problem, device)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mamlpaper import maml, metaopt, sweep
+from mamlpaper import maml, metaopt, metaproblem, sweep
 from mamlpaper.fewshot import conv4, datasets, episodes, readout
 from mamlpaper.runtime import resolve_device
 from mamlpaper.tasks import Tasks
@@ -37,7 +37,7 @@ def training_images(seed: int) -> np.ndarray:
 def evaluate(model, params, images, alpha, tasks: int, generator, device) -> np.ndarray:
     """Query accuracy of every test task after one inner step from ``params``."""
     sampler = episodes.EpisodeSampler(images, ways=5, shots=1, queries=15, tasks_per_batch=20)
-    problem = sweep.MetaProblem("omniglot-test", model, sampler, criterion=conv4.cross_entropy)
+    problem = metaproblem.MetaProblem("omniglot-test", model, sampler, criterion=conv4.cross_entropy)
     accuracies = []
     while len(accuracies) < tasks:
         batch = sampler(generator).to(device=device)
@@ -61,7 +61,7 @@ def main() -> None:
     test_images = datasets.load_omniglot("test", seed=args.seed, rotations=(0,)).images
     model = conv4.conv4(torch.Generator().manual_seed(args.seed), 5, filters=64).to(device)
     params = {k: v.to(device) for k, v in maml.parameters_of(model).items()}
-    meta_gradient, _ = maml.fastest_meta_gradient(model, conv4.cross_entropy, "second", 1, device)
+    meta_gradient, _ = sweep.fastest_meta_gradient(model, conv4.cross_entropy, "second", 1, device)
     sampler = episodes.EpisodeSampler(train_images, ways=5, shots=1, queries=1, tasks_per_batch=32)
     state = metaopt.init_state("adam", params)
     alpha = torch.tensor(0.4, device=device)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import resource
-import statistics
 import time
 
 import numpy as np
@@ -20,15 +19,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from mamlpaper import maml, mlp_adaptation, problems, sweep
 
-
-def median_time(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from timing import median_time
 
 
 def sgemm_rate(repeats: int) -> float:
@@ -100,7 +91,7 @@ def main() -> None:
         print(f"{name:<44}{rate:>12.1f}{rate * flops / 1e9:>10.2f}{rate * flops / 1e9 / peak:>10.1%}")
     print(f"ratios: c/a = {rate_c / rate_a:.0f}x (target >= 100x), b/a = {rate_b / rate_a:.1f}x")
     if args.paper_grid:
-        alphas, betas = sweep.paper_grid(1e-4, 9e-1), sweep.paper_grid(1e-2, 9.0)
+        alphas, betas = problems.paper_grid(1e-4, 9e-1), problems.paper_grid(1e-2, 9.0)
         start = time.perf_counter()
         table = sweep.run_sweep(problem, alphas, betas, iterations=500, dtype="float32", progress=not args.quiet)
         elapsed = time.perf_counter() - start

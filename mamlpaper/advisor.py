@@ -28,6 +28,9 @@ Two estimators, both reported, because each rests on assumptions the other does 
 The recommendation takes α = safety × the largest α estimator (a) allows over all tasks (α_c, or
 2/λ_max where the model has no α_c: beyond it one inner step grows the support loss along the top
 eigenvector), then β = safety × the smaller of (a)'s per-task and (b)'s β_c at that α.
+
+:func:`score` holds an :class:`Advice` against a map that was measured (:func:`mamlpaper.stability.read_maps`):
+per α, each estimator's β_c beside the measured one, keeping a censored reading a bound.
 """
 from __future__ import annotations
 
@@ -42,8 +45,9 @@ from scipy.sparse.linalg import LinearOperator
 from torch import nn
 from torch.func import vjp
 
-from . import _checks, bounds, diagnostics, hessian, maml, metaopt
-from .maml import Params, TaskLoss, check_fit
+from . import _checks, bounds, diagnostics, hessian, maml, metaopt, stability, sweep
+from .maml import TaskLoss, check_fit
+from .models import Params
 from .tasks import Tasks, check_tasks
 from .variants import CURVATURE_MODEL_OF, VARIANTS
 
@@ -105,9 +109,9 @@ def meta_curvature_operator(loss: TaskLoss, params: Params, tasks: Tasks, alpha,
 
     _, pullback = vjp(gradient, theta)
     if variant == "second":
-        return hessian._linear_operator(lambda v: pullback(v)[0], theta)
+        return hessian.linear_operator(lambda v: pullback(v)[0], theta)
     _, pushforward = vjp(lambda u: pullback(u)[0], torch.zeros_like(theta))
-    return hessian._linear_operator(lambda v: 0.5 * (pullback(v)[0] + pushforward(v)[0]), theta)
+    return hessian.linear_operator(lambda v: 0.5 * (pullback(v)[0] + pushforward(v)[0]), theta)
 
 
 def _whole(values: np.ndarray) -> hessian.Spectrum:
@@ -125,6 +129,29 @@ def _paper_spectra(loss: TaskLoss, params: Params, tasks: Tasks, k: int, seed: i
     per_task = [hessian.eigenvalues(hessian.dense_hessian(lambda p: loss(p, x, y), params))
                 for x, y in zip(tasks.x_support, tasks.y_support)]
     return _whole(np.concatenate(per_task)), _whole(hessian.eigenvalues(hessian.dense_hessian(mean_loss, params)))
+
+
+def _converged(pair: hessian.Eigenpair, alpha, tol: float) -> hessian.Eigenpair:
+    """The pair, or :class:`~mamlpaper.hessian.NotConverged`: short of ``tol`` its value may lie well below λ_max."""
+    if not pair.converged:
+        reached = pair.residual / abs(pair.value) if pair.value else np.inf
+        raise hessian.NotConverged(
+            f"estimator (b)'s Lanczos at alpha={float(alpha)!r} stopped at max_products={pair.products} with "
+            f"relative residual {reached:.2e} > tol={tol:g}; raise max_products or loosen tol")
+    return pair
+
+
+def meta_lambda_max(loss: TaskLoss, params: Params, tasks: Tasks, alpha, *, variant: str = "second", steps: int = 1,
+                    dtype="float64", tol=TOL, seed: int = 0, max_products: int = MAX_PRODUCTS) -> float:
+    """λ_max of :func:`meta_curvature_operator` at any θ: estimator (b) at one point, e.g. along a run.
+
+    Where 2/λ_max falls below the β a run uses, a quadratic would diverge; a network that keeps
+    training there has moved its curvature (the "edge of stability"). Lanczos from a ``seed``ed
+    start; a run short of ``tol`` after ``max_products`` raises :class:`~mamlpaper.hessian.NotConverged`.
+    """
+    tol = _checks.real("tol", tol, above=0.0)
+    operator = meta_curvature_operator(loss, params, tasks, alpha, variant=variant, steps=steps, dtype=dtype)
+    return _converged(hessian.top_eigenpair(operator, tol=tol, max_products=max_products, seed=seed), alpha, tol).value
 
 
 def _direct_lambda_max(loss, params, tasks, alphas: np.ndarray, variant: str, steps: int, k: int, seed: int,
@@ -146,12 +173,8 @@ def _direct_lambda_max(loss, params, tasks, alphas: np.ndarray, variant: str, st
         if d <= k + 1:
             values[a] = float(np.linalg.eigvalsh(operator.matmat(np.eye(d)))[-1])
         else:
-            pair = hessian.top_eigenpair(operator, tol=tol, start=start, max_products=max_products, seed=seed)
-            if not pair.converged:
-                reached = pair.residual / abs(pair.value) if pair.value else np.inf
-                raise hessian.NotConverged(
-                    f"estimator (b)'s Lanczos at alpha={float(a)!r} stopped at max_products={pair.products} with "
-                    f"relative residual {reached:.2e} > tol={tol:g}; raise max_products or loosen tol")
+            pair = _converged(hessian.top_eigenpair(operator, tol=tol, start=start, max_products=max_products,
+                                                    seed=seed), a, tol)
             noise = fresh.standard_normal(d)
             values[a], start = pair.value, pair.vector + noise / np.linalg.norm(noise)
     return np.array([values[a] for a in alphas.ravel()]).reshape(alphas.shape)
@@ -274,7 +297,7 @@ def _warm_up(model, criterion, variant, steps, params, draw, iterations, alpha, 
     Adam, because its step does not scale with the curvature that is not yet measured.
     """
     like = next(iter(params.values()))
-    meta_gradient, _ = maml.fastest_meta_gradient(model, criterion, variant, steps, like.device)
+    meta_gradient, _ = sweep.fastest_meta_gradient(model, criterion, variant, steps, like.device)
     alpha_t, beta_t = (torch.tensor(v, dtype=like.dtype, device=like.device) for v in (alpha, beta))
     state = metaopt.init_state("adam", params)
     for _ in range(iterations):
@@ -364,3 +387,79 @@ def advise(model: nn.Module, tasks, *, criterion=maml.mse, variant: str = "secon
         alpha_max=limits[0], alpha=alpha, beta=safety * float(min(at_alpha, _two_over(lam[-1]))),
         table=table, _direct=lambda_max,
     )
+
+
+def predict(advice: Advice, alphas) -> pd.DataFrame:
+    """β_c by every estimator at each α: columns alpha and one per :data:`ESTIMATORS`.
+
+    The direct estimator is read from the advice's table where it ran at that α, and run (one
+    Lanczos run per α) only where it did not, so holding an advice against a map costs no second
+    pass over the grid.
+    """
+    if not isinstance(advice, Advice):
+        raise _checks.refuse("advice", advice, "advice must be what advisor.advise returns",
+                             shown=type(advice).__name__)
+    alphas = _checks.real_array("alphas", alphas)
+    if alphas.ndim != 1 or np.any(alphas < 0):
+        raise _checks.refuse("alphas", alphas, "alphas must be a 1-d list of rates >= 0 (0 is plain gradient descent)")
+    table = advice.table.set_index("alpha")
+    rows = {"alpha": alphas}
+    for estimator in ESTIMATORS:
+        if estimator == "direct":
+            known = np.isin(alphas, table.index)
+            values = np.full(alphas.shape, np.nan)
+            values[known] = table.loc[alphas[known], "beta_c_direct"].to_numpy()
+            if (~known).any():
+                values[~known] = advice.beta_critical(alphas[~known], "direct")
+        else:
+            values = advice.beta_critical(alphas, estimator)
+        rows[estimator] = values
+    return pd.DataFrame(rows)
+
+
+def _bracket(reading: float, censored: str, betas: np.ndarray) -> tuple[float, float]:
+    """Where the true β_c lies given the grid's reading: [reading, next β), at least the top, or below the bottom."""
+    if censored == "below":
+        return 0.0, float(betas[0])
+    if censored == "above":
+        return reading, np.inf
+    return reading, float(np.append(betas, np.inf)[np.searchsorted(betas, reading, side="right")])
+
+
+def score(advice: Advice, measured: stability.MeasuredMap, *, seed: int | None = None, alphas=None) -> pd.DataFrame:
+    """Each estimator's β_c against one seed's measured β_c, under each reading of :data:`stability.READINGS`.
+
+    One row per (reading, α, estimator): ``measured`` (NaN where no β counted as stable) and its
+    ``censored`` (:data:`stability.CENSORED`), ``predicted``, ``ratio`` predicted/measured, NaN where
+    the reading is censored (at the grid's top it says only "β_c ≥ measured", below it nothing), and
+    ``within_2x``: the prediction lies in the bracket of the true β_c (from the reading to the next β
+    of the grid; open above at the top; from 0 to the smallest β below it) widened 2× at each end.
+    ``seed``: whose reading (default the map's smallest seed); ``alphas``: some of the map's α
+    (default all of them).
+    """
+    if not isinstance(measured, stability.MeasuredMap):
+        raise _checks.refuse("measured", measured, "measured must be a stability.MeasuredMap (stability.read_maps)",
+                             shown=type(measured).__name__)
+    critical = measured.beta_critical
+    seeds = sorted(int(s) for s in critical["seed"].unique())
+    seed = seeds[0] if seed is None else _checks.integer("seed", seed, minimum=0)
+    if seed not in seeds:
+        raise _checks.refuse("seed", seed, f"seed must be one the map holds: {', '.join(map(str, seeds))}")
+    per_seed = critical[critical["seed"] == seed].set_index("alpha")
+    alphas = per_seed.index.to_numpy(float) if alphas is None else _checks.real_array("alphas", alphas)
+    if alphas.ndim != 1 or not np.isin(alphas, per_seed.index).all():
+        raise _checks.refuse("alphas", alphas, "alphas must be a 1-d list of the map's own α")
+    betas = np.sort(measured.cells["beta"].unique())
+    prediction = predict(advice, alphas)
+    rows = []
+    for reading in stability.READINGS:
+        for _, p in prediction.iterrows():
+            value_measured, censored = per_seed.at[p.alpha, reading], per_seed.at[p.alpha, f"{reading}_censored"]
+            low, high = _bracket(value_measured, censored, betas)
+            for estimator in ESTIMATORS:
+                value = p[estimator]
+                rows.append({"seed": seed, "reading": reading, "alpha": p.alpha, "measured": value_measured,
+                             "censored": censored, "estimator": estimator, "predicted": value,
+                             "ratio": value / value_measured if censored == "" else np.nan,
+                             "within_2x": bool(low / 2 <= value <= 2 * high)})
+    return pd.DataFrame(rows)

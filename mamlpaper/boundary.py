@@ -3,7 +3,7 @@
 A grid reads the stability boundary at its own resolution (a factor 2–2.5 in the default
 profiles) and spends most of its runs far from it. Here every (α, seed) keeps a bracket
 [β_lo, β_hi] — β_hi the smallest β whose run failed, β_lo the largest β below it whose run did
-not, under a reading of :data:`sweep.READINGS` — and each round runs one β per unfinished
+not, under a reading of :data:`stability.READINGS` — and each round runs one β per unfinished
 bracket: first ``start``; then steps of ``factor`` up (after a run that held) or down (after one
 that failed) until the bracket closes or the range [low, high] ends; then the geometric
 midpoint, until β_hi/β_lo <= ``resolution``. Each round is one batched call of the engine
@@ -19,6 +19,7 @@ never as a number.
 """
 from __future__ import annotations
 
+import json
 import math
 from typing import NamedTuple, Sequence
 
@@ -28,9 +29,11 @@ import torch
 from tqdm import tqdm
 
 from . import _checks, stability, sweep
+from .metaproblem import MetaProblem
+from .runtime import resolve_path
 
 INTERVAL_COLUMNS = ("alpha", "seed", "beta_lo", "beta_hi", "censored", "resolved", "runs", "gradients")
-"""Per (α, seed): the bracket (NaN where a side was never seen), :data:`sweep.CENSORED`, whether
+"""Per (α, seed): the bracket (NaN where a side was never seen), :data:`stability.CENSORED`, whether
 β_hi/β_lo reached the resolution, the runs it took and the meta-gradients those runs computed."""
 
 
@@ -50,7 +53,7 @@ def gradients_computed(table: pd.DataFrame) -> np.ndarray:
     return np.where(np.isnan(at), iterations + 1, np.nan_to_num(at) + 1).astype(np.int64)
 
 
-def search(problem: sweep.MetaProblem, alphas, seeds, *, iterations: int, low: float, high: float,
+def search(problem: MetaProblem, alphas, seeds, *, iterations: int, low: float, high: float,
            start: float | None = None, factor: float = 4.0, resolution: float = 1.1, max_rounds: int = 8,
            reading: str = "finite", progress: bool = True, **engine) -> Boundary:
     """The stability boundary in β for every α and seed, by bracketing and bisection in log β.
@@ -65,7 +68,7 @@ def search(problem: sweep.MetaProblem, alphas, seeds, *, iterations: int, low: f
     """
     alphas = _checks.grid("alphas", alphas, allow_zero=True)
     seeds = _checks.seeds(seeds)
-    reading = _checks.choice("reading", reading, sweep.READINGS)
+    reading = _checks.choice("reading", reading, stability.READINGS)
     low, high = _checks.rate("low", low), _checks.rate("high", high)
     if not low < high:
         raise _checks.refuse("low", low, f"low must be below high={high!r}")
@@ -99,7 +102,7 @@ def search(problem: sweep.MetaProblem, alphas, seeds, *, iterations: int, low: f
                                               np.sqrt(lo[todo] * hi[todo]))))
             table = sweep.run_each(problem, alpha[todo], beta, seed[todo], iterations=iterations,
                                    progress=progress, **engine)
-            bad = sweep.failed(table, reading)
+            bad = stability.failed(table, reading)
             hi[todo] = np.where(bad, beta, hi[todo])
             lo[todo] = np.where(bad, lo[todo], beta)
             runs[todo] += 1
@@ -141,7 +144,7 @@ def for_optimizer(settings: dict, optimizer: str) -> dict:
     return {**settings, "start": start, "optimizer": optimizer}
 
 
-def claims(problem: sweep.MetaProblem, settings: dict, optimizers: Sequence[str] = ("sgd", "adam"),
+def claims(problem: MetaProblem, settings: dict, optimizers: Sequence[str] = ("sgd", "adam"),
            **engine) -> dict[str, Claim]:
     """:func:`search` with ``settings`` (keys :data:`SETTINGS`) once per meta-optimizer, with β_50 and
     the claim's verdict of each. ``engine``: further keyword arguments of :func:`search` (steps,
@@ -190,7 +193,7 @@ PERTURBATIONS = {
 moved by about one float32 unit in the last place (any difference in the first step)."""
 
 
-def perturbed(problem: sweep.MetaProblem, alphas, seeds, *, perturbations: dict | None = None,
+def perturbed(problem: MetaProblem, alphas, seeds, *, perturbations: dict | None = None,
               **search_options) -> dict[str, Boundary]:
     """The same :func:`search` as given and under each perturbation ("as given" first).
 
@@ -227,11 +230,11 @@ def perturbation_table(results: dict[str, Boundary], *, threshold: float = 1.5, 
                              shown=type(results).__name__)
     base = results["as given"]
     key = ["alpha", "beta", "seed"]
-    base_runs = base.runs[key].assign(failed=sweep.failed(base.runs, base.reading))
+    base_runs = base.runs[key].assign(failed=stability.failed(base.runs, base.reading))
     base_50 = stability.beta_50(base.intervals, draws=draws, seed=seed).set_index("alpha")
     rows = []
     for name, found in results.items():
-        runs = found.runs[key].assign(failed=sweep.failed(found.runs, found.reading))
+        runs = found.runs[key].assign(failed=stability.failed(found.runs, found.reading))
         shared = runs.merge(base_runs, on=key, suffixes=("", "_base"))
         at = stability.beta_50(found.intervals, draws=draws, seed=seed).set_index("alpha")
         inside = (at["beta_50"] >= base_50["low"]) & (at["beta_50"] <= base_50["high"])
@@ -242,3 +245,50 @@ def perturbation_table(results: dict[str, Boundary], *, threshold: float = 1.5, 
                      "R": verdict["ratio"], "R low": verdict["low"], "R high": verdict["high"],
                      "verdict": verdict["verdict"]})
     return pd.DataFrame(rows).set_index("search")
+
+
+def search_cost(found: dict[str, Claim], tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """What a search cost against the grid sweep it replaces, per (α, seed) over the searched α, one
+    column per optimizer: runs, meta-gradients computed (a diverging run stops early) and resolution
+    (the median β_hi/β_lo of the search, the median step between neighbouring β of the grid), and how
+    many brackets closed: the case for searching the boundary instead of sweeping a finer grid."""
+    if not isinstance(found, dict) or not found or not all(isinstance(c, Claim) for c in found.values()):
+        raise _checks.refuse("found", found, "found must be the dict claims() returns", shown=type(found).__name__)
+    if not isinstance(tables, dict) or not set(found) <= set(tables):
+        raise _checks.refuse("tables", tables, f"tables must hold a run_sweep table for each of {', '.join(found)}",
+                             shown=type(tables).__name__)
+    columns = {}
+    for optimizer, claim in found.items():
+        intervals, table = claim.boundary.intervals, tables[optimizer]
+        if not isinstance(table, pd.DataFrame) or not {"alpha", "beta", "seed", "diverged"} <= set(table.columns):
+            raise _checks.refuse("tables", tables, f"tables[{optimizer!r}] must be a run_sweep table", shown="dict")
+        betas = np.sort(table["beta"].unique())
+        grid = table[table["alpha"].isin(intervals["alpha"].unique())]
+        columns[optimizer] = {
+            "search: runs": intervals.runs.mean(), "search: meta-gradients": intervals.gradients.mean(),
+            "search: resolution": (intervals.beta_hi / intervals.beta_lo).median(),
+            "search: brackets resolved": f"{int(intervals.resolved.sum())} of {len(intervals)}",
+            "grid: runs": len(betas),
+            "grid: meta-gradients": gradients_computed(grid).sum() / grid.groupby(["alpha", "seed"]).ngroups,
+            "grid: resolution": float(np.median(betas[1:] / betas[:-1])),
+        }
+    return pd.DataFrame(columns)
+
+
+def recorded_perturbations(path, settings: dict) -> tuple[pd.DataFrame | None, str]:
+    """The table of :func:`perturbation_table` that ``benchmarks/verdict_perturbations.py`` recorded at
+    ``path``, if it checked the search ``settings`` describe (:func:`for_optimizer` with a ``problem``
+    spec): the check costs about four searches, so a notebook shows the record instead of rerunning it,
+    and only where the record is of its own search. Returns (the table or None, a line saying which)."""
+    if not isinstance(settings, dict):
+        raise _checks.refuse("settings", settings, "settings must be a dict: for_optimizer(...) with 'problem'",
+                             shown=type(settings).__name__)
+    path = resolve_path(path)
+    if not path.is_file():
+        return None, f"{path} does not exist; run benchmarks/verdict_perturbations.py after this notebook"
+    record = json.loads(path.read_text(encoding="utf-8"))
+    differs = sorted(k for k in set(settings) | set(record["settings"]) if settings.get(k) != record["settings"].get(k))
+    if differs:
+        return None, (f"{path.name} was made with other settings ({', '.join(differs)}); rerun "
+                      "benchmarks/verdict_perturbations.py after this notebook to check these")
+    return pd.DataFrame(record["table"]).set_index("search"), f"made on {record['machine']}, {record['date']}"

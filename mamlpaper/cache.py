@@ -1,38 +1,22 @@
-"""A result cache that misses whenever anything that could change the result changed.
+"""The sweep cache: a key that misses on any change that could change a result, chunks never read damaged.
 
-A cache key is a JSON-able dict the caller composes from the functions below: ``code_digest()``
-(every source file of the package), ``versions()`` (Python, torch, NumPy), ``model_identity``
-(architecture, code of user-defined layers, parameter and buffer values), ``callable_identity``
-(a criterion's code and every value it reaches, or an explicit token), ``tensor_digest`` (data)
-and plain settings. Names from torch, NumPy, this package and the standard library stand for
-their code only because the key holds ``versions()`` and ``code_digest()``; a key without them
-is not safe. Other installed packages are named with their version; user code (a notebook,
-a script, a file beside it) is hashed by content.
-
-Identities err toward missing: an object known only by a repr that holds its address misses
-on every run (pass a ``cache_token`` then), never hits stale. The package's code enters the key
-as this process imported it (a file edited under a running kernel is not the code that runs);
-what is not seen is a module re-imported with ``importlib.reload``: restart the kernel instead.
-
-``ChunkCache`` stores the chunks of one key. Every chunk embeds a digest of the key and of its
-arrays; a chunk that is truncated, foreign, tampered or unreadable is reported, deleted and
-recomputed, and nothing is ever unpickled.
+The key (``sweep._cache_key``) holds the package's code (``code_digest``), library versions,
+the model (``model_identity``), the data and run settings, and the criterion and readout by
+``callable_name``: an importable name plus what stands for its code, or the problem's
+``cache_token``; code with neither is refused, never hashed by guesswork. Every chunk embeds a
+digest of the key and its arrays: a damaged or foreign one is reported, deleted and recomputed,
+and nothing is ever unpickled.
 """
 from __future__ import annotations
 
 import functools
 import hashlib
 import importlib.metadata
-import inspect
 import io
 import json
 import os
-import pickle
 import platform
 import sys
-import sysconfig
-import tokenize
-import types
 import warnings
 import zipfile
 from pathlib import Path
@@ -42,15 +26,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._checks import describe, integer
+from . import _checks
+from ._checks import integer
 from .atomic import write_bytes
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
-_KEYED_ROOTS = frozenset({"torch", "numpy", "mamlpaper"})
-"""Packages whose code the key holds by ``versions()`` or ``code_digest()``: identified by name."""
-_STDLIB_DIRS = tuple({Path(sysconfig.get_paths(vars={"base": sys.base_prefix, "platbase": sys.base_exec_prefix})[k])
-                      .resolve() for k in ("stdlib", "platstdlib")})
-_CLASS_NOISE = frozenset({"__dict__", "__weakref__", "__doc__", "__module__"})
+_PLAIN = (bool, int, float, str, type(None))
 _DIGEST_FIELD = "__digest__"
 
 
@@ -72,13 +53,9 @@ _IMPORTED_PACKAGE = _digest_of_sources(PACKAGE_ROOT)
 
 
 def code_digest(root: str | os.PathLike | None = None) -> str:
-    """sha256 over every ``*.py`` under ``root`` (recursively), with its relative path.
-
-    Editing, adding, removing or renaming any module of the package misses the cache, so no
-    hand-kept list of "modules a result depends on" can fall behind. Without ``root``: the
-    package's sources as this process imported them, not as they are on disk now, so a file
-    edited under a running kernel cannot file the old code's results under the new code's key.
-    """
+    """sha256 over every ``*.py`` under ``root`` with its relative path: any edit to the package
+    misses, with no hand-kept list of the modules a result depends on. Without ``root``: the
+    sources this process imported: results of code edited under a running kernel key as what ran."""
     if root is None:
         return _IMPORTED_PACKAGE
     root = Path(root)
@@ -115,294 +92,61 @@ def tensor_digest(values: Iterable) -> str:
     return h.hexdigest()
 
 
-def _resolve(module_name: str, path: str):
-    obj = sys.modules.get(module_name)
-    for part in path.split("."):
-        obj = getattr(obj, part, None)
-    return obj
+_distributions = functools.cache(importlib.metadata.packages_distributions)
 
 
-def _root_version(root: str) -> str:
-    version = getattr(sys.modules.get(root), "__version__", None)
-    if version is None:
-        try:
-            version = importlib.metadata.version(root)
-        except importlib.metadata.PackageNotFoundError:
-            version = "unknown"
-    return str(version)
-
-
-def _provenance(module_name: str) -> str | None:
-    """How the key holds a module's code: "" (versions() or code_digest()), "@<version>" for an
-    installed package, None for user code (a notebook, a script, a local file: hashed by content).
-
-    By location, not by name, so a user's file that shadows a standard module is still hashed.
-    """
+def _code_of(module_name: str) -> str | None:
+    """What stands for a module's code: nothing in this package or the standard library (the key
+    holds ``code_digest`` and ``versions``), an installed distribution's version, else the
+    sha256 of its file (a script, a helper beside a notebook); None without a file."""
     root = module_name.partition(".")[0]
-    if root in _KEYED_ROOTS:
+    if root == __package__ or root in sys.stdlib_module_names:
         return ""
+    if distributions := _distributions().get(root):
+        return "@" + importlib.metadata.version(distributions[0])
     file = getattr(sys.modules.get(module_name), "__file__", None)
-    if not file:
-        return "" if module_name in sys.builtin_module_names else None
-    path = Path(file).resolve()
-    if {"site-packages", "dist-packages"} & set(path.parts):
-        return f"@{_root_version(root)}"
-    return "" if any(path.is_relative_to(d) for d in _STDLIB_DIRS) else None
+    return f" sha256:{_sha256(Path(file).read_bytes())}" if file and Path(file).is_file() else None
 
 
-def _versioned_name(obj) -> str | None:
-    """``module.qualname`` for a module-level object of keyed or installed code; None for user code."""
-    module_name = getattr(obj, "__module__", None)
-    if not isinstance(module_name, str):
-        return None
-    for path in (getattr(obj, "__qualname__", None), getattr(obj, "__name__", None)):
-        if isinstance(path, str) and "<" not in path and _resolve(module_name, path) is obj:
-            provenance = _provenance(module_name)
-            return None if provenance is None else f"{module_name}.{path}{provenance}"
-    return None
+def callable_name(fn, parameter: str, cache_token: str | None = None) -> str:
+    """``module.qualname`` of a module-level function or class, verified to import back to ``fn``,
+    plus what stands for its code; else ``token:<cache_token>``, the caller vouching for it.
 
-
-def _source(fn) -> str | None:
-    try:
-        return inspect.getsource(fn)
-    except (OSError, TypeError, IndexError, SyntaxError, tokenize.TokenError):
-        return None
-
-
-def _const(value) -> str:
-    """A constant's repr that does not depend on the hash seed (frozenset order does)."""
-    if isinstance(value, frozenset):
-        return "frozenset(" + ",".join(sorted(map(_const, value))) + ")"
-    if isinstance(value, tuple):
-        return "(" + ",".join(map(_const, value)) + ")"
-    return repr(value)
-
-
-def _bytecode(code: types.CodeType) -> str:
-    """The compiled code itself: what runs, even when the source on disk changed or is absent."""
-    h = hashlib.sha256()
-
-    def add(c: types.CodeType) -> None:
-        for part in (c.co_code, c.co_names, c.co_varnames, c.co_freevars, c.co_cellvars, c.co_argcount,
-                     c.co_posonlyargcount, c.co_kwonlyargcount, c.co_flags, getattr(c, "co_exceptiontable", b"")):
-            h.update(repr(part).encode() + b"\0")
-        for const in c.co_consts:
-            if isinstance(const, types.CodeType):
-                add(const)
-            else:
-                h.update(_const(const).encode() + b"\0")
-
-    add(code)
-    return h.hexdigest()
-
-
-def _global_names(code: types.CodeType) -> set[str]:
-    names = set(code.co_names)
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            names |= _global_names(const)
-    return names
-
-
-def _function(fn: types.FunctionType, seen: dict) -> dict:
-    """Source, bytecode, defaults, closure cells and the globals the code names."""
-    cells = {}
-    for name, cell in zip(fn.__code__.co_freevars, fn.__closure__ or ()):
-        try:
-            contents = cell.cell_contents
-        except ValueError:  # a cell not yet assigned
-            cells[name] = "<empty cell>"
-            continue
-        cells[name] = _identity(contents, seen)
-    reached = sorted(n for n in _global_names(fn.__code__) if n in fn.__globals__)
-    return {
-        "function": fn.__qualname__, "source": _source(fn), "bytecode": _bytecode(fn.__code__),
-        "defaults": _identity(fn.__defaults__, seen), "kwdefaults": _identity(fn.__kwdefaults__, seen),
-        "closure": cells, "globals": {n: _identity(fn.__globals__[n], seen) for n in reached},
-    }
-
-
-def _is_python_code(member) -> bool:
-    if isinstance(member, (staticmethod, classmethod)):
-        member = member.__func__
-    return isinstance(member, (types.FunctionType, property))
-
-
-def _class(cls: type, seen: dict) -> dict:
-    """A class no attribute path reaches: by its members (methods by content, constants) and bases.
-
-    Only a C type of keyed or installed code is known by name: a class with Python methods is
-    hashed whatever module it claims (``exec`` without ``__name__`` claims ``builtins``).
+    A lambda, closure, local function, bound method or notebook cell has no such name: without a
+    token it is refused before any run rather than keyed by a guess that could hit a stale result.
     """
-    name = f"{cls.__module__}.{cls.__qualname__}"
-    bases = [_identity(b, seen) for b in cls.__bases__]
-    provenance = _provenance(cls.__module__)
-    if provenance is not None and not any(map(_is_python_code, vars(cls).values())):
-        return {"class": name + provenance, "bases": bases}
-    members = {k: _identity(v, seen) for k, v in sorted(vars(cls).items()) if k not in _CLASS_NOISE}
-    return {"class": name, "bases": bases, "members": members}
-
-
-def _module(module: types.ModuleType) -> dict:
-    """A module the code names: by name if the key holds it, else by its file (a helper module beside a notebook)."""
-    provenance = _provenance(module.__name__)
-    file = getattr(module, "__file__", None)
-    if provenance is not None or not file or not Path(file).is_file():
-        return {"module": module.__name__ + (provenance or "")}
-    return {"module": module.__name__, "sha256": _sha256(Path(file).read_bytes())}
-
-
-class _Unidentifiable(ValueError):
-    """A callable known by nothing but its address; the public functions say whose it is."""
-
-    def __init__(self, value):
-        super().__init__(describe(value))
-        self.value = value
-
-
-def _object(value, seen: dict) -> dict:
-    """Class code plus state: attributes walked like any value, else the pickle, else the repr.
-
-    A callable left with its repr (which names an address) raises: it would miss on every run.
-    """
-    kind = _identity(type(value), seen)
-    if hasattr(value, "__dict__"):
-        return {"object": kind, "state": _identity(vars(value), seen)}
-    try:
-        return {"object": kind, "pickle": _sha256(pickle.dumps(value, protocol=4))}
-    except Exception:  # anything pickle refuses (locks, C handles) is left to its repr
-        if callable(value):
-            raise _Unidentifiable(value) from None
-        return {"object": kind, "repr": repr(value)}
-
-
-def _identity(value, seen: dict):
-    """A JSON-able description of ``value`` that changes whenever its behaviour or content can.
-
-    ``seen`` maps id → object for everything entered, so cycles end and no id is reused mid-walk.
-    """
-    if value is None or isinstance(value, (bool, int, float, complex, str, bytes)):
-        return repr(value)
-    if isinstance(value, (torch.Tensor, np.ndarray)):
-        dtype, shape, _ = _array_parts(value)
-        return {"array": dtype, "shape": shape, "sha256": tensor_digest([value])}
-    if isinstance(value, (np.generic, torch.dtype, torch.device)):
-        return repr(value)
-    name = _versioned_name(value)
-    if name is not None:
-        return {"name": name}
-    if id(value) in seen:
-        return {"seen": getattr(value, "__qualname__", type(value).__qualname__)}
-    seen[id(value)] = value
-    if isinstance(value, (list, tuple)):
-        return [type(value).__name__, [_identity(v, seen) for v in value]]
-    if isinstance(value, (set, frozenset)):
-        return [type(value).__name__, sorted(json.dumps(_identity(v, seen), sort_keys=True) for v in value)]
-    if isinstance(value, dict):
-        items = [(json.dumps(_identity(k, seen), sort_keys=True), _identity(v, seen)) for k, v in value.items()]
-        return ["dict", sorted(items, key=lambda kv: kv[0])]
-    if isinstance(value, types.ModuleType):
-        return _module(value)
-    if isinstance(value, type):
-        return _class(value, seen)
-    if isinstance(value, nn.Module):
-        return _model(value, seen)
-    if isinstance(value, functools.partial):
-        return {"partial": _identity(value.func, seen), "args": _identity(value.args, seen),
-                "keywords": _identity(value.keywords, seen)}
-    if isinstance(value, types.MethodType):
-        return {"method": _identity(value.__func__, seen), "self": _identity(value.__self__, seen)}
-    if isinstance(value, types.FunctionType):
-        return _function(value, seen)
-    if isinstance(value, (staticmethod, classmethod)):
-        return {type(value).__name__: _identity(value.__func__, seen)}
-    if isinstance(value, property):
-        return {"property": [_identity(f, seen) for f in (value.fget, value.fset, value.fdel)]}
-    return _object(value, seen)
-
-
-def _tensor_entry(name: str, tensor: torch.Tensor) -> dict:
-    dtype, shape, _ = _array_parts(tensor)
-    return {"name": name, "shape": shape, "dtype": dtype, "sha256": tensor_digest([tensor])}
-
-
-def _model(model: nn.Module, seen: dict) -> dict:
-    modules = {}
-    for name, m in model.named_modules(remove_duplicate=False):
-        modules[name] = {
-            "class": _identity(type(m), seen),
-            "attributes": {k: _identity(v, seen) for k, v in sorted(vars(m).items()) if not k.startswith("_")},
-            "hooks": [_identity(h, seen) for hooks in (m._forward_pre_hooks, m._forward_hooks) for h in hooks.values()],
-        }
-    parameters = list(model.named_parameters(remove_duplicate=False))
-    first, shared = {}, {}
-    for name, p in parameters:
-        if id(p) in first:
-            shared[name] = first[id(p)]
-        else:
-            first[id(p)] = name
-    return {
-        "repr": repr(model), "modules": modules, "shared": shared,
-        "parameters": [_tensor_entry(n, p) for n, p in parameters],
-        "buffers": [_tensor_entry(n, b) for n, b in model.named_buffers(remove_duplicate=False)],
-    }
-
-
-def model_identity(model: nn.Module) -> dict:
-    """Architecture and values of a model, JSON-able, for a cache key.
-
-    repr (layer types and sizes: ReLU→Tanh with equal values misses), every submodule's class
-    (the code of user-defined layers, by content) and public attributes, forward hooks, which
-    parameters are tied, and each parameter's and buffer's name, shape, dtype and sha256 of its
-    bytes in its own dtype.
-    """
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model={type(model).__name__} is not allowed; pass a torch.nn.Module")
-    try:
-        return _model(model, {id(model): model})
-    except _Unidentifiable as exc:
-        raise ValueError(f"model={type(model).__name__} is not allowed in a cache key; it holds {exc}, which has no "
-                         "source, importable name or pickle, so the cache cannot tell it from another") from None
-
-
-def callable_identity(fn, cache_token: str | None = None, *, name: str = "criterion") -> str:
-    """One string that changes whenever ``fn`` can compute something else.
-
-    ``token:<cache_token>`` when a token is given: the caller vouches for the function.
-    ``name:<module.qualname>`` for a module-level function of torch, NumPy, this package, the
-    standard library (their versions and code are in the key) or an installed package (with its
-    version). Otherwise ``content:<sha256>`` over its source (also for lambdas typed in a
-    notebook), bytecode, defaults, closure cells and the module globals its code names, walked
-    recursively (tensors by digest). A callable with none of these raises ValueError; ``name``
-    is what its message calls ``fn``.
-    """
+    _checks.function(parameter, fn)
+    module_name = getattr(fn, "__module__", None)
+    for path in (getattr(fn, "__qualname__", None), getattr(fn, "__name__", None)):
+        obj = sys.modules.get(module_name) if isinstance(module_name, str) and isinstance(path, str) else None
+        for part in path.split(".") if obj is not None else ():
+            obj = getattr(obj, part, None)
+        if obj is fn and (code := _code_of(module_name)) is not None:
+            return f"{module_name}.{path}{code}"
     if cache_token is not None:
-        if not isinstance(cache_token, str) or not cache_token.strip():
-            raise ValueError(f"cache_token={cache_token!r} is not allowed; pass a non-empty string or None")
         return f"token:{cache_token}"
-    if not callable(fn):
-        raise ValueError(f"{name}={type(fn).__name__} is not allowed; it must be callable")
-    versioned = _versioned_name(fn)
-    if versioned is not None:
-        return f"name:{versioned}"
-    try:
-        identity = _identity(fn, {})
-    except _Unidentifiable as exc:
-        held = "it" if exc.value is fn else f"it reaches {exc}, which"
-        raise ValueError(f"{name}={describe(fn)} is not allowed without cache_token; {held} has no source, importable "
-                         "name or pickle, so the cache cannot tell it from another; pass cache_token='...' to the "
-                         "problem") from None
-    return "content:" + _sha256(json.dumps(identity, sort_keys=True))
+    raise _checks.refuse(parameter, fn, "the sweep cache names it by module.qualname: pass a module-level "
+                                        "function or class, or set MetaProblem.cache_token")
+
+
+def model_identity(model: nn.Module, cache_token: str | None = None) -> dict:
+    """Layer classes (by ``callable_name``) and plain attributes (sizes, training mode), repr, the
+    name, dtype and shape of each parameter and buffer (tied ones once), and the digest of their
+    values (θ0): ReLU→Tanh with equal values misses, and so does one ulp."""
+    _checks.module(model)
+    layers = {name: [callable_name(type(m), "model layer", cache_token),
+                     {k: v for k, v in vars(m).items() if not k.startswith("_") and isinstance(v, _PLAIN)}]
+              for name, m in model.named_modules()}
+    tensors = [*model.named_parameters(), *model.named_buffers()]
+    return {"layers": layers, "repr": repr(model), "tensors": [[n, str(t.dtype), list(t.shape)] for n, t in tensors],
+            "theta0": tensor_digest([t for _, t in tensors])}
 
 
 def _json_default(value):
-    """Arrays by digest (str() of a large array elides its middle, so two could print alike); else str()."""
+    """Arrays by digest (str() of a large one elides its middle); NumPy scalars as numbers; else str()."""
     if isinstance(value, (torch.Tensor, np.ndarray)):
-        dtype, shape, _ = _array_parts(value)
-        return f"{dtype}{shape} sha256:{tensor_digest([value])}"
-    if isinstance(value, np.generic):
-        return value.item()
-    return str(value)
+        return "sha256:" + tensor_digest(value)
+    return value.item() if isinstance(value, np.generic) else str(value)
 
 
 def _key_text(key: Mapping, **layout) -> str:
@@ -414,11 +158,6 @@ def _key_text(key: Mapping, **layout) -> str:
         raise ValueError(f"key is not allowed; it must be JSON-serialisable with string keys ({exc})") from None
 
 
-def key_digest(key: Mapping) -> str:
-    """The first 20 hex digits of the sha256 of the key's canonical JSON: a folder name."""
-    return _sha256(_key_text(key, separators=(",", ":")))[:20]
-
-
 def _check_name(name: str, value) -> str:
     if not isinstance(value, str) or not value.isidentifier() or value.startswith("__"):
         raise ValueError(f"{name}={value!r} is not allowed; use a Python identifier not starting with '__'")
@@ -426,7 +165,7 @@ def _check_name(name: str, value) -> str:
 
 
 class ChunkCache:
-    """The chunks of one key, in ``<root>/<label>-<key_digest(key)>/chunk-NNNNN.npz``.
+    """The chunks of one key, in ``<root>/<label>-<sha256 of the key, 20 digits>/chunk-NNNNN.npz``.
 
     ``key.json`` beside the chunks is for the reader; trust rests on each chunk, which embeds
     the sha256 of the full key and of its arrays. A ``key.json`` that differs (a tampered
@@ -487,12 +226,9 @@ class ChunkCache:
         return write_bytes(path, buffer.getvalue())
 
     def load(self, i: int, rows: int, fields: Mapping[str, np.dtype | type | str]) -> dict[str, np.ndarray] | None:
-        """Chunk ``i`` if it is there and intact, else None (a damaged file is reported and deleted).
-
-        Intact: a zip of ``.npy`` members readable without pickle, exactly ``fields`` (name →
-        dtype) plus the digest, each with ``rows`` entries on its leading axis, and a digest that
-        matches this key and these bytes.
-        """
+        """Chunk ``i`` if intact: pickle-free ``.npy`` members, exactly ``fields`` (name → dtype) with
+        ``rows`` entries each, and a digest of this key and these bytes. Else None (a damaged file
+        is reported and deleted)."""
         path = self.path(i)
         rows = integer("rows", rows, minimum=1)
         if not isinstance(fields, Mapping) or not fields:

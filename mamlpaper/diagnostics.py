@@ -21,7 +21,8 @@ from torch import Tensor
 from torch.func import grad, vjp, vmap
 
 from . import _checks, hessian
-from .maml import Params, TaskLoss
+from .maml import TaskLoss
+from .models import Params
 from .tasks import Tasks, check_tasks
 
 OPERATORS = ("H", "Tg", "H2", "Tg+H2")
@@ -101,13 +102,6 @@ def _every_task(loss: TaskLoss, params: Params, tasks: Tasks) -> tuple[Callable[
     copies = {name: p.expand(n, *p.shape).contiguous() for name, p in params.items()}
     per_task = vmap(loss, in_dims=(0, 0, 0))
     return (lambda p: per_task(p, xs, ys).sum()), copies
-
-
-def task_top_eigenvalues(loss: TaskLoss, params: Params, tasks: Tasks, k: int = 5, tol: float = 1e-8,
-                         seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """The k largest eigenvalues among all tasks' Hessians H_τ (support data), descending, with residuals."""
-    every_task, copies = _every_task(loss, params, tasks)
-    return hessian.top_eigenvalues(every_task, copies, k=k, which="LA", tol=tol, seed=seed, method="reverse")
 
 
 def task_spectrum(loss: TaskLoss, params: Params, tasks: Tasks, k: int = 5, tol: float = 1e-8,

@@ -29,13 +29,12 @@ from torch import Tensor
 from torch.func import grad, jvp, vjp
 
 from . import _checks
-from .maml import Params
+from .models import Params
 
 METHODS = ("forward", "reverse")
 WHICH = ("LA", "LM", "SA")
 
 Loss = Callable[[Params], Tensor]
-Vector = Union[Tensor, np.ndarray, Params]
 Operand = Union[LinearOperator, Tensor, np.ndarray, Callable[[np.ndarray], np.ndarray]]
 
 
@@ -66,40 +65,12 @@ def _check_method(method: str) -> str:
     return _checks.choice("method", method, METHODS)
 
 
-def _as_flat(name: str, value: Vector, theta: Tensor, params: Params) -> Tensor:
-    """A flat tensor (or array, or pytree like ``params``) as θ's dtype and device, shape checked."""
-    if isinstance(value, dict):
-        if list(value) != list(params) or any(
-            not isinstance(value[k], Tensor) or value[k].shape != params[k].shape for k in params
-        ):
-            raise ValueError(f"{name} is a pytree that does not match the parameters' keys and shapes")
-        value = flatten(value)
-    if not isinstance(value, (Tensor, np.ndarray)):
-        raise _checks.refuse(name, value, f"{name} must be a tensor, an array or a parameter pytree",
-                             shown=type(value).__name__)
-    flat = torch.as_tensor(value).detach().to(dtype=theta.dtype, device=theta.device)
-    if flat.shape != theta.shape:
-        raise ValueError(f"{name} has shape {tuple(flat.shape)}; expected ({theta.numel()},) to match the parameters")
-    if flat.is_complex() or not bool(torch.isfinite(flat).all()):
-        raise ValueError(f"{name} has non-finite entries; expected a finite vector")
-    return flat
-
-
 def _hvp_closure(loss: Loss, params: Params, theta: Tensor, method: str) -> Callable[[Tensor], Tensor]:
     gradient = grad(lambda flat: loss(unflatten(flat, params)))
     if method == "reverse":
         _, pullback = vjp(gradient, theta)
         return lambda v: pullback(v)[0]
     return lambda v: jvp(gradient, (theta,), (v,))[1]
-
-
-def hvp(loss: Loss, params: Params, vector: Vector, method: str = "reverse") -> Tensor:
-    """The Hessian-vector product Hv at ``params``, as a flat tensor."""
-    _check_loss(loss)
-    theta = _check_params(params)
-    _check_method(method)
-    v = _as_flat("vector", vector, theta, params)
-    return _hvp_closure(loss, params, theta, method)(v)
 
 
 def dense_hessian(loss: Callable[[Params], Tensor], params: Params) -> Tensor:
@@ -126,7 +97,7 @@ def eigenvalues(matrix: Tensor) -> np.ndarray:
     return torch.linalg.eigvalsh(sym.to(torch.float64)).cpu().numpy()
 
 
-def _linear_operator(product: Callable[[Tensor], Tensor], theta: Tensor) -> LinearOperator:
+def linear_operator(product: Callable[[Tensor], Tensor], theta: Tensor) -> LinearOperator:
     """A symmetric float64 NumPy operator around a torch product in θ's dtype and device."""
 
     def matvec(x: np.ndarray) -> np.ndarray:
@@ -142,7 +113,7 @@ def hessian_operator(loss: Loss, params: Params, method: str = "reverse") -> Lin
     _check_loss(loss)
     theta = _check_params(params)
     _check_method(method)
-    return _linear_operator(_hvp_closure(loss, params, theta, method), theta)
+    return linear_operator(_hvp_closure(loss, params, theta, method), theta)
 
 
 def _as_operator(operator: Operand, d: int | None) -> LinearOperator:
@@ -222,7 +193,7 @@ def top_eigenvalues(
     theta = _check_params(params)
     _check_method(method)
     k, tol, seed = _check_eigsh_request(theta.numel(), k, which, tol, seed)
-    return _lanczos(_linear_operator(_hvp_closure(loss, params, theta, method), theta), k, which, tol, seed)
+    return _lanczos(linear_operator(_hvp_closure(loss, params, theta, method), theta), k, which, tol, seed)
 
 
 class NotConverged(RuntimeError):
@@ -302,7 +273,7 @@ def spectrum(loss: Loss, params: Params, k: int = 5, tol: float = 1e-10, seed: i
     theta = _check_params(params)
     _check_method(method)
     k, tol, seed = _check_eigsh_request(theta.numel(), k, "LA", tol, seed)
-    operator = _linear_operator(_hvp_closure(loss, params, theta, method), theta)
+    operator = linear_operator(_hvp_closure(loss, params, theta, method), theta)
     top, top_residuals = _lanczos(operator, k, "LA", tol, seed)
     lowest, lowest_residual = _lanczos(operator, 1, "SA", tol, seed)
     return Spectrum(top, float(lowest[0]), float(max(top_residuals.max(), lowest_residual[0])))

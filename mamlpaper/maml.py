@@ -12,17 +12,17 @@ meta-objective L_query(θ_k), so the variants are compared on one number.
 """
 from __future__ import annotations
 
-from typing import Callable, Dict
+from typing import Callable
 
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad, grad_and_value, vmap
 
 from . import _checks
+from .models import Params
 from .tasks import Tasks, check_tasks
 from .variants import VARIANTS
 
-Params = Dict[str, Tensor]
 TaskLoss = Callable[[Params, Tensor, Tensor], Tensor]
 
 
@@ -184,35 +184,6 @@ def looped_meta_gradient(loss: TaskLoss, variant: str, steps: int):
         return total_loss / n, {k: v / n for k, v in total.items()}
 
     return meta_gradient
-
-
-def has_convolutions(model: nn.Module) -> bool:
-    return any(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules())
-
-
-def fastest_meta_gradient(model: nn.Module, criterion, variant: str, steps: int, device) -> tuple[Callable, bool]:
-    """The fastest exact meta-gradient for this model and device, and whether configs may be vmapped.
-
-    Same contract and numbers (to round-off) for every choice: the closed-form MLP step
-    (:mod:`mamlpaper.mlp_adaptation`) for one-step exact MAML with :func:`mse`; for a model with
-    convolutions on a CPU, a loop over tasks, and over configurations too (vmap would make grouped
-    convolutions of the per-task weights: 1.5-2× slower here, and the second-order graphs of
-    several configurations did not fit in memory); otherwise ``vmap`` over tasks and configs.
-    """
-    from .mlp_adaptation import second_order_meta_gradient
-
-    _checks.module(model)
-    _checks.choice("variant", variant, VARIANTS)
-    steps = _checks.integer("steps", steps, minimum=1)
-    device = _checks.device(device)
-    if variant == "second" and steps == 1 and criterion is mse:
-        closed_form = second_order_meta_gradient(model)
-        if closed_form is not None:
-            return closed_form, True
-    loss = functional_loss(model, criterion)
-    if device.type == "cpu" and has_convolutions(model):
-        return looped_meta_gradient(loss, variant, steps), False
-    return batched_meta_gradient(loss, variant, steps), True
 
 
 def mean_task_gradient_norm(loss: TaskLoss, params: Params, tasks: Tasks) -> Tensor:

@@ -11,8 +11,8 @@ import torch
 from torch import Tensor
 
 from . import _checks
+from .models import Params
 
-Params = Dict[str, Tensor]
 OPTIMIZERS = ("sgd", "adam")
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8

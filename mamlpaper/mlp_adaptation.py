@@ -21,7 +21,7 @@ from typing import Callable, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from .maml import Params
+from .models import Params
 from .tasks import Tasks
 
 

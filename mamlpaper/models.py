@@ -6,11 +6,16 @@ architecture and the initial parameters θ0 that every configuration of a sweep 
 from __future__ import annotations
 
 import math
+from typing import Dict
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from . import _checks
+
+Params = Dict[str, Tensor]
+"""A model's parameters as a pytree (name -> tensor): what every functional part of the package
+takes, trains and differentiates."""
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
 

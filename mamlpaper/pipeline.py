@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import traceback
 import warnings
 from pathlib import Path
@@ -53,6 +54,14 @@ def convert(notebook: str | Path, output: str | Path) -> Path:
     return Path(output)
 
 
+def _ipc_transport(directory: str):
+    """Kernel sockets as files in a private folder: over TCP, ipykernel warns once per notebook
+    that its traffic could be read by anyone on the machine, which buries make's summary."""
+    from traitlets.config import Config
+
+    return Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(directory, "kernel")}})
+
+
 def execute(notebook: str | Path, output: str | Path, parameters: dict | None = None, progress: bool = False) -> Path:
     """Run one percent-format notebook with ``parameters`` into ``output`` (.ipynb)."""
     import papermill
@@ -75,12 +84,12 @@ def execute(notebook: str | Path, output: str | Path, parameters: dict | None = 
         stale.unlink(missing_ok=True)
     convert(notebook, source)
     try:
-        with atomic_path(output) as partial, warnings.catch_warnings():
+        with atomic_path(output) as partial, warnings.catch_warnings(), tempfile.TemporaryDirectory() as sockets:
             warnings.filterwarnings("ignore", message="The specified file", category=UserWarning)
             try:
                 papermill.execute_notebook(
                     str(source), str(partial), parameters=parameters, kernel_name="python3",
-                    cwd=str(REPO_ROOT), progress_bar=progress,
+                    cwd=str(REPO_ROOT), progress_bar=progress, config=_ipc_transport(sockets),
                 )
             except BaseException as exc:
                 if getattr(exc, "ename", None) in SKIPPING_ERRORS:

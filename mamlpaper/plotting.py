@@ -2,7 +2,10 @@
 
 Maps are drawn with ``pcolormesh`` on cell edges computed from the (log-spaced, possibly
 non-uniform) grid, so theory curves β_c(α) can be overlaid in data coordinates; a
-categorical heatmap would put α and β on index axes and make that impossible.
+categorical heatmap would put α and β on index axes and make that impossible. The figures that
+several notebooks draw from a sweep table (:func:`loss_map`, :func:`classifier_map`,
+:func:`beta_critical_figure`) read it through :mod:`mamlpaper.stability`, so every notebook
+reads a map the same way.
 """
 
 from __future__ import annotations
@@ -15,13 +18,14 @@ import pathlib
 import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib import patheffects
 from matplotlib.collections import QuadMesh
 from matplotlib.colors import BoundaryNorm, ListedColormap, LogNorm, Normalize
 from matplotlib.legend import Legend
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from . import _checks
+from . import _checks, stability
 from .atomic import atomic_paths
 
 __all__ = [
@@ -34,6 +38,14 @@ __all__ = [
     "theory_curve",
     "alpha_line",
     "beta_line",
+    "OUTLINE",
+    "legend_below",
+    "loss_map",
+    "alpha_zero_line",
+    "classifier_map",
+    "beta_critical_figure",
+    "gradient_norms",
+    "curvature_bars",
     "save",
 ]
 
@@ -198,13 +210,13 @@ def probability_map(ax, alphas, betas, p, *, label="P(diverged) over seeds", col
 def seed_readings(ax, readings, *, label, color="C0", marker="o"):
     """Per-seed β_c(α) as points (a small horizontal jitter per seed, so equal readings stay
     visible) with their median as a line, on log axes; α = 0 is left out (draw it with
-    :func:`beta_line`). ``readings``: columns seed, alpha, beta_c (``sweep.measured_beta_critical``)."""
+    :func:`beta_line`). ``readings``: columns seed, alpha, beta_c (``stability.measured_beta_critical``)."""
     import seaborn as sns
 
     for column in ("seed", "alpha", "beta_c"):
         if not hasattr(readings, "columns") or column not in readings.columns:
             raise _checks.refuse("readings", readings, "readings must be a DataFrame with columns seed, alpha, "
-                                 "beta_c (sweep.measured_beta_critical)", shown=type(readings).__name__)
+                                 "beta_c (stability.measured_beta_critical)", shown=type(readings).__name__)
     data = readings[(readings["alpha"] > 0) & np.isfinite(readings["beta_c"])].copy()
     seeds = sorted(data["seed"].unique())
     offsets = {seed: 1.0 + 0.06 * (i - (len(seeds) - 1) / 2) / max(len(seeds), 1) for i, seed in enumerate(seeds)}
@@ -338,6 +350,185 @@ def beta_line(ax, beta, *, label, **kwargs) -> Line2D | None:
             **style,
         )
     return line
+
+
+OUTLINE = [patheffects.Stroke(linewidth=2.2, foreground="black"), patheffects.Normal()]
+"""``path_effects`` of a line drawn over a map: a black edge keeps it visible on every colour."""
+
+
+def legend_below(ax, *, ncol: int = 2, anchor=(0.5, -0.2)) -> Legend | None:
+    """The legend of ``ax`` under it, small and frameless, since a map's overlays leave no room
+    inside; ``anchor`` is its top centre in axes coordinates. None (nothing drawn) when nothing is
+    labelled."""
+    ncol = _checks.integer("ncol", ncol, minimum=1)
+    where = _checks.real_array("anchor", anchor)
+    if where.shape != (2,):
+        raise _checks.refuse("anchor", anchor, "anchor must be two numbers (x, y) in axes coordinates")
+    handles, _ = ax.get_legend_handles_labels()
+    if not handles:
+        return None
+    return ax.legend(loc="upper center", bbox_to_anchor=anchor, ncol=ncol, fontsize="x-small", frameon=False)
+
+
+def _text(name: str, value) -> str:
+    if not isinstance(value, str):
+        raise _checks.refuse(name, value, f"{name} must be a str")
+    return value
+
+
+def loss_map(table, *, title: str, collapsed_label: str):
+    """A sweep's α × β map over α > 0 as a new figure, for the overlays (bounds, β_50, the α = 0
+    line) to be drawn on: the final loss, the median over the seeds that stayed finite (uncoloured
+    where most diverged), and a red × where most finite runs collapsed, since such a run neither
+    diverged nor trained. α = 0 has no cell on a log axis. Returns (fig, ax)."""
+    title, collapsed_label = _text("title", title), _text("collapsed_label", collapsed_label)
+    needed = ("alpha", "beta", "seed", "diverged", "collapsed", "loss_final")
+    if not hasattr(table, "columns") or not set(needed) <= set(table.columns) or not (table["alpha"] > 0).any():
+        raise _checks.refuse("table", table, f"table must be a run_sweep table (columns {', '.join(needed)}) with "
+                             "some alpha > 0", shown=type(table).__name__)
+    inner = table[table["alpha"] > 0]
+    fig, ax = plt.subplots(figsize=(4.2, 2.8))
+    a, b, values = stability.as_grid(stability.median_map(inner), "loss_final")
+    median = "median " if inner["seed"].nunique() > 1 else ""
+    stability_map(ax, a, b, values, label=f"{median}training loss at the end")
+    collapsed = stability.median_map(inner.assign(collapsed=inner["collapsed"].astype(float)), "collapsed")
+    mark_cells(ax, a, b, stability.as_grid(collapsed, "collapsed")[2] >= 0.5, label=collapsed_label, color="red")
+    ax.set_title(title)
+    return fig, ax
+
+
+def alpha_zero_line(ax, table) -> Line2D | None:
+    """The α = 0 runs of a one-seed sweep on its map, where a log α axis has no room for them: a
+    white dashed line on the upper edge of the cell of the largest β that stayed finite at α = 0,
+    the β above which joint training diverges (the paper's dashed line). None where nothing
+    failed at α = 0 (no such β in the grid) or everything did."""
+    reading = stability.measured_beta_critical(table)
+    if reading["alpha"].duplicated().any() or not (reading["alpha"] == 0).any():
+        raise _checks.refuse("table", table, "table must be one seed's sweep with alpha = 0", shown="DataFrame")
+    beta0 = float(reading.loc[reading["alpha"] == 0, "beta_c"].iloc[0])
+    if np.isnan(beta0):
+        return None
+    betas = np.sort(table["beta"].unique())
+    upper = grid_edges(betas)[np.searchsorted(betas, beta0) + 1] if beta0 < betas[-1] else np.inf
+    return beta_line(ax, upper, label=f"α = 0 diverges above β = {beta0:g}", color="white", linewidth=1.0,
+                     path_effects=OUTLINE)
+
+
+def classifier_map(table, *, title: str, beta_50=None):
+    """Fig. 4b/4c and 6b/6c: a few-shot sweep of one seed as :func:`loss_map` draws it, with the α = 0
+    line of the same sweep (:func:`alpha_zero_line`) and, where a boundary search was run, its β_50
+    over α > 0 (``stability.beta_50``; its α = 0 is the line already) and the legend. Returns the figure."""
+    if beta_50 is not None and (not hasattr(beta_50, "columns") or "seeds" not in beta_50.columns):
+        raise _checks.refuse("beta_50", beta_50, "beta_50 must be None or the DataFrame stability.beta_50 returns",
+                             shown=type(beta_50).__name__)
+    fig, ax = loss_map(table, title=title, collapsed_label="finite but collapsed to one class")
+    alpha_zero_line(ax, table)
+    if beta_50 is not None:
+        beta_50_band(ax, beta_50, label=f"searched β_50 ({int(beta_50['seeds'].iloc[0])} seeds)", color="magenta",
+                     zero_line=False, path_effects=OUTLINE)
+    legend_below(ax)
+    return fig
+
+
+_BETA_C_LINES = (("sgd", "finite", "SGD, finite", "C0", "o", "-"),
+                 ("sgd", "trained", "SGD, trained", "C0", "x", ":"),
+                 ("adam", "finite", "Adam, finite", "C1", "s", "-"),
+                 ("adam", "trained", "Adam, trained", "C1", "+", ":"),
+                 ("sgd", "learned", "SGD, accuracy ≥ {learned:.0%}", "C2", "^", "--"))
+"""(optimizer, reading, label, colour, marker, line style) of each line of :func:`beta_critical_figure`."""
+
+
+def beta_critical_figure(per_alpha, betas, *, title: str, learned: float = stability.LEARNED_ACCURACY):
+    """The measured β_c(α) of a few-shot notebook (``stability.beta_c_per_alpha``) as lines over α > 0,
+    SGD and Adam, finite and trained, and SGD's "learned", with each optimizer's finite β_c(0) as a
+    dashed line: the claim is read by comparing the lines' highest point with the dashed one. The
+    axes span the grid (``betas``) with a factor 2 of margin. Returns the figure."""
+    title = _text("title", title)
+    learned = _checks.real("learned", learned, above=0.0)
+    grid = _checks.grid("betas", betas, increasing=True)
+    needed = {(optimizer, reading) for optimizer, reading, *_ in _BETA_C_LINES}
+    if not hasattr(per_alpha, "columns") or not needed <= set(per_alpha.columns) or not (per_alpha.index > 0).any():
+        raise _checks.refuse("per_alpha", per_alpha, "per_alpha must be the DataFrame stability.beta_c_per_alpha "
+                             "returns for sgd and adam", shown=type(per_alpha).__name__)
+    fig, ax = plt.subplots(figsize=(4.2, 2.8))
+    for optimizer, reading, name, colour, marker, style in _BETA_C_LINES:
+        bc = per_alpha[optimizer, reading]
+        inner = bc[bc.index > 0]
+        ax.plot(inner.index, inner.to_numpy(), color=colour, marker=marker, markersize=3, linewidth=0.9,
+                linestyle=style, label=f"measured, {name.format(learned=learned)}")
+    for optimizer, name, colour in [("sgd", "SGD", "C0"), ("adam", "Adam", "C1")]:
+        zero = per_alpha[optimizer, "finite"].get(0.0, np.nan)
+        if not np.isnan(zero):
+            beta_line(ax, zero, label=f"finite at α = 0, {name}", color=colour, linewidth=0.8)
+    alphas = per_alpha.index[per_alpha.index > 0]
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(alphas[0] / 2, alphas[-1] * 2)
+    ax.set_ylim(grid[0] / 2, grid[-1] * 2)
+    ax.set_xlabel("inner learning rate α")
+    ax.set_ylabel("largest β of the reading, β_c(α)")
+    ax.set_title(title)
+    legend_below(ax)
+    return fig
+
+
+def gradient_norms(norms, *, window: int, title: str):
+    """Fig. 1: per-task gradient norms over training, one column of ``norms`` (a DataFrame indexed by
+    iteration, from 0) per run, each raw (faint) and as a running mean over ``window`` iterations,
+    since the raw curve of a stochastic meta-batch is too noisy to compare runs by. Returns the figure."""
+    window = _checks.integer("window", window, minimum=1)
+    title = _text("title", title)
+    if not hasattr(norms, "columns") or norms.empty:
+        raise _checks.refuse("norms", norms, "norms must be a non-empty DataFrame, one column per run",
+                             shown=type(norms).__name__)
+    smooth = norms.rolling(window, min_periods=1).mean()
+    fig, ax = plt.subplots()
+    for i, label in enumerate(norms):
+        ax.plot(norms.index, norms[label], color=f"C{i}", alpha=0.2, linewidth=0.4)
+        ax.plot(smooth.index, smooth[label], color=f"C{i}", label=label)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("mean per-task gradient norm")
+    ax.set_xlim(0, norms.index[-1])
+    ax.set_ylim(bottom=0)
+    ax.set_title(title)
+    ax.legend(loc="lower right")
+    return fig
+
+
+_CURVATURE_NAMES = {"Tg": "Tg", "H2": "H²", "Tg+H2": "Tg + H²"}
+_CURVATURE_PANELS = (("λ_1", "(a) largest eigenvalue", ("Tg", "H2", "Tg+H2")),
+                     ("λ_2", "(b) second-largest eigenvalue", ("Tg", "H2", "Tg+H2")),
+                     ("‖·‖_F", "(c) Frobenius norm", ("Tg", "H2")))
+
+
+def curvature_bars(curvature, *, title: str, errors: bool):
+    """Fig. 5: Tg against H² as bars, three panels (largest and second-largest eigenvalue, Frobenius
+    norm), each bar labelled with its value, since the claim is a ratio to read off. ``curvature``:
+    rows Tg, H2, Tg+H2; columns λ_1, λ_2, ‖·‖_F and, for ``errors`` (norms estimated from random
+    probes), ‖·‖_F std. error, drawn as ± two standard errors. Returns the figure."""
+    title, errors = _text("title", title), _checks.flag("errors", errors)
+    columns = ["λ_1", "λ_2", "‖·‖_F"] + (["‖·‖_F std. error"] if errors else [])
+    if not hasattr(curvature, "columns") or not set(columns) <= set(curvature.columns) or not set(
+            _CURVATURE_NAMES) <= set(curvature.index):
+        raise _checks.refuse("curvature", curvature, "curvature must be a DataFrame with rows "
+                             f"{', '.join(_CURVATURE_NAMES)} and columns {', '.join(columns)}",
+                             shown=type(curvature).__name__)
+    fig, axes = plt.subplots(1, 3, figsize=(6.8, 2.2))
+    for ax, (column, panel, names) in zip(axes, _CURVATURE_PANELS):
+        names = list(names)
+        heights = curvature.loc[names, column].to_numpy(float)
+        bars = ax.bar([_CURVATURE_NAMES[n] for n in names], heights, color=[f"C{i}" for i in range(len(names))])
+        if column == "‖·‖_F" and errors:
+            spread = 2 * curvature.loc[names, "‖·‖_F std. error"].to_numpy(float)
+            ax.bar_label(bars, [f"{h:.3g}\n± {e:.1g}" for h, e in zip(heights, spread)], fontsize=6)
+        else:
+            ax.bar_label(bars, fmt="%.3g", fontsize=6)
+        ax.set_title(panel, pad=12)
+        ax.set_ylim(0, 1.2 * heights.max())
+        ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
+    fig.suptitle(title, y=1.1)
+    fig.subplots_adjust(wspace=0.45)
+    return fig
 
 
 def _check_name(name) -> str:

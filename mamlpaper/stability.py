@@ -7,9 +7,12 @@ interval (honest at 0 and 1 out of a handful of seeds); a grid's β_c(α) is rea
 below, censored at the grid's ends. The boundary itself is measured by a search
 (:mod:`mamlpaper.boundary`): :func:`beta_50` is the median of the seeds' flip points with a
 bootstrap interval, and :func:`claim_verdict` reads the paper's claim from the interval of
-R = max_α β_50(α) / β_50(0) only.
+R = max_α β_50(α) / β_50(0) only. The few-shot notebooks, one seed per map, read the claim off
+their maps as the paper does and say which runs learned (:func:`claim_table`,
+:func:`beta_c_per_alpha`, :func:`claim_results`).
 
-A measured map also travels as JSON (:func:`export_map`, :func:`import_map`, :func:`read_maps`):
+A measured map also travels as JSON (:func:`write_maps`, :func:`export_map`, :func:`import_map`,
+:func:`read_maps`):
 notebooks 02-05 write theirs to ``figures/maps/<notebook>.json``, so that a later notebook draws
 predicted boundaries over the measured maps without running the sweeps again.
 """
@@ -19,15 +22,88 @@ import json
 import math
 import numbers
 import os
-from typing import NamedTuple
+from pathlib import Path
+from typing import NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
 from . import _checks
-from .runtime import REPO_ROOT, plain, resolve_path
-from .sweep import CENSORED, READINGS, _check_table, measured_beta_critical
+from .metaproblem import MetaProblem
+from .runtime import REPO_ROOT, plain, resolve_path, write_results
+
+def _check_table(table, needed: Sequence[str]) -> None:
+    if not isinstance(table, pd.DataFrame):
+        raise _checks.refuse("table", table, "table must be a pandas DataFrame returned by run_sweep",
+                             shown=type(table).__name__)
+    for column in needed:
+        if column not in table:
+            raise ValueError(f"table lacks column {column!r}; pass a table returned by run_sweep")
+    key = ["alpha", "beta"] + (["seed"] if "seed" in table else [])
+    duplicated = table.duplicated(key)
+    if duplicated.any():
+        row = table[duplicated].iloc[0]
+        raise ValueError(f"table has more than one row for {', '.join(f'{k}={row[k]!r}' for k in key)}; "
+                         "pass one sweep's table")
+
+
+def as_grid(table: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(alphas, betas, values) with values shaped (len(betas), len(alphas)), the layout of a map."""
+    _check_table(table, ("alpha", "beta"))
+    if not isinstance(column, str) or column not in table:
+        raise ValueError(f"column={column!r} is not in the table; available: {', '.join(table.columns)}")
+    if "seed" in table and table["seed"].nunique() > 1:
+        raise ValueError(f"table holds {table['seed'].nunique()} seeds and a map shows one: pass "
+                         "table[table.seed == s], or read them together with mamlpaper.stability")
+    wide = table.pivot(index="beta", columns="alpha", values=column)
+    return wide.columns.to_numpy(float), wide.index.to_numpy(float), wide.to_numpy()
+
+
+READINGS = ("finite", "trained")
+"""How a run counts as stable when β_c is read off a map: "finite", the paper's reading (it did
+not diverge), or "trained" (neither unstable — non-finite, or ending above its starting loss —
+nor collapsed)."""
+CENSORED = ("", "above", "below")
+"""How a β_c reading is bounded by the β range it was read from: "" inside it (a β failed and one
+below it did not), "above" (no β failed: β_c is at least the value given), "below" (the smallest β
+failed: β_c lies below the range, the value is NaN)."""
+
+
+def failed(table: pd.DataFrame, reading: str = "finite") -> np.ndarray:
+    """Per run, whether it failed under ``reading``: "finite", it diverged; "trained", it was
+    unstable (diverged, or ended above its starting loss) or collapsed."""
+    reading = _checks.choice("reading", reading, READINGS)
+    _check_table(table, ("alpha", "beta", "diverged") + (("unstable", "collapsed") if reading == "trained" else ()))
+    bad = table["diverged"].to_numpy(bool)
+    if reading == "trained":
+        bad = bad | table["unstable"].to_numpy(bool) | table["collapsed"].to_numpy(bool)
+    return bad
+
+
+def measured_beta_critical(table: pd.DataFrame, *, reading: str = "finite") -> pd.DataFrame:
+    """Per α (and per seed, in a table with a seed column), β_c(α) read from below: the largest β
+    whose run counts as stable under ``reading`` *below the smallest β that failed*.
+
+    A run that survives above a failed β is not evidence of stability — near the boundary outcomes
+    are chaotic, and a collapsed network survives any β — so it is never read as β_c. Columns
+    (seed,) alpha, beta_c, censored (:data:`CENSORED`): "above" where no β failed (beta_c is the
+    largest β: read "≥ beta_c"), "below" where the smallest β failed (beta_c NaN)."""
+    bad = failed(table, reading)
+    by = ["seed", "alpha"] if "seed" in table else ["alpha"]
+    runs = table[by + ["beta"]].assign(failed=bad).sort_values(by + ["beta"], kind="stable")
+    rows = []
+    for key, group in runs.groupby(by, sort=True):
+        betas, fails = group["beta"].to_numpy(float), group["failed"].to_numpy(bool)
+        if not fails.any():
+            beta_c, censored = betas[-1], "above"
+        elif fails[0]:
+            beta_c, censored = np.nan, "below"
+        else:
+            beta_c, censored = betas[np.argmax(fails) - 1], ""
+        rows.append((*(key if isinstance(key, tuple) else (key,)), beta_c, censored))
+    return pd.DataFrame(rows, columns=by + ["beta_c", "censored"])
+
 
 OUTCOMES = ("diverged", "unstable")
 """What counts as a failed run in a probability map: "diverged" (the paper's: non-finite or above
@@ -83,7 +159,7 @@ def claim_ratios(table: pd.DataFrame, *, reading: str = "finite") -> pd.DataFram
     """Per seed, the paper's claim statistic read off a grid: β_c(0), the largest β_c(α) over α > 0,
     where, their ratio, and what the ratio is (``ratio_is``).
 
-    β_c is read from below (:func:`sweep.measured_beta_critical`), and a censored reading is never
+    β_c is read from below (:func:`measured_beta_critical`), and a censored reading is never
     used as a number: the ratio is "undetermined" (NaN) where β_c(0) is censored — no β failed at
     α = 0 (it is only "≥ the grid's top"), or every β did — and "at least" where the largest β_c(α)
     is itself "≥ the grid's top"; otherwise "exact" (0 where no α > 0 has a β_c).
@@ -135,6 +211,120 @@ def describe_claim(summary: dict) -> str:
               if np.isfinite(summary["median"]) else "no ratio determined: beta_c(0) is censored in every seed")
     return (f"ratio >= {summary['threshold']:g} in {summary['at_least']} of {summary['seeds']} seeds, below in "
             f"{summary['below']}, undetermined in {summary['undetermined']} ({spread})")
+
+
+def _sweep_tables(tables, needed: Sequence[str], *, one_seed: bool = False) -> dict:
+    """Sweep tables by meta-optimizer name, each checked; ``one_seed``: a map read as the paper reads it."""
+    if not isinstance(tables, dict) or not tables or not all(isinstance(k, str) for k in tables):
+        raise _checks.refuse("tables", tables, "tables must be a non-empty dict of run_sweep tables by optimizer "
+                             "name, e.g. {'sgd': ..., 'adam': ...}", shown=type(tables).__name__)
+    for optimizer, table in tables.items():
+        _check_table(table, needed)
+        if one_seed and "seed" in table and table["seed"].nunique() > 1:
+            raise _checks.refuse("tables", tables, f"tables[{optimizer!r}] holds {table['seed'].nunique()} seeds; "
+                                 "this reading is of one run per cell", shown="dict")
+    return tables
+
+
+def grid_claims(tables: dict, *, threshold: float = 1.5) -> dict:
+    """Per optimizer and reading (:data:`READINGS`), the claim as the maps of several seeds say it:
+    :func:`claim_summary` with the per-seed ratios and what each is. What a results file keeps beside
+    the searched verdict, to show how much a grid's single runs can be trusted."""
+    _sweep_tables(tables, ("alpha", "beta", "seed", "diverged"))
+    found = {}
+    for optimizer, table in tables.items():
+        found[optimizer] = {}
+        for reading in READINGS:
+            ratios = claim_ratios(table, reading=reading)
+            found[optimizer][reading] = {**claim_summary(ratios, threshold=threshold),
+                                         "per_seed": ratios.ratio.tolist(), "per_seed_is": ratios.ratio_is.tolist()}
+    return found
+
+
+LEARNED_ACCURACY = 0.5
+"""The query accuracy after adaptation that counts as having learned a 5-way task: chance is 0.2, so
+a run at 0.5 has learned something, while one a little above chance may only have drifted."""
+
+
+def sweep_overview(tables: dict) -> pd.DataFrame:
+    """One row per optimizer: runs, how many diverged and at which iteration (median), how many finite
+    runs collapsed, how many did neither, the best query accuracy (where the table has one) and the
+    lowest final loss. The first thing to read: a map of runs that all diverged, or all collapsed,
+    says nothing about a boundary."""
+    _sweep_tables(tables, ("alpha", "beta", "diverged", "diverged_at", "collapsed", "loss_final"))
+    rows = {}
+    for optimizer, t in tables.items():
+        rows[optimizer] = {"runs": len(t), "diverged": int(t.diverged.sum()),
+                           "median divergence iteration": t.diverged_at.dropna().median(),
+                           "collapsed (finite runs)": int(t.collapsed.sum()),
+                           "finite, not collapsed": int((~t.diverged & ~t.collapsed).sum())}
+        if "query_accuracy" in t:
+            rows[optimizer]["best query accuracy after adaptation"] = t.query_accuracy.max()
+        rows[optimizer]["lowest final loss"] = t.loss_final.min()
+    return pd.DataFrame(rows).T
+
+
+def beta_c_per_alpha(tables: dict, *, learned: float = LEARNED_ACCURACY) -> pd.DataFrame:
+    """Per α (rows) and per optimizer and reading (columns), the largest β of the reading on a one-seed
+    map: "finite" and "trained" read from below (:func:`measured_beta_critical`), and "learned", the
+    largest β whose run stayed finite and reached a query accuracy of at least ``learned``.
+
+    The two readings say whether a run survived; "learned" says whether it was of any use, so a β_c
+    made of runs that collapsed or stayed at chance shows as such. It is NaN where no run learned, at
+    α = 0 always (without inner steps, labels shuffled per task cannot be learned)."""
+    learned = _checks.real("learned", learned, above=0.0)
+    if learned > 1:
+        raise _checks.refuse("learned", learned, "learned is a query accuracy, in (0, 1]")
+    _sweep_tables(tables, ("alpha", "beta", "diverged", "unstable", "collapsed", "query_accuracy"), one_seed=True)
+    columns = {}
+    for optimizer, table in tables.items():
+        for reading in READINGS:
+            columns[optimizer, reading] = measured_beta_critical(table, reading=reading).set_index("alpha")["beta_c"]
+        ok = table[~table.diverged & (table.query_accuracy >= learned)]
+        columns[optimizer, "learned"] = ok.groupby("alpha")["beta"].max().reindex(columns[optimizer, "finite"].index)
+    return pd.concat(columns, axis=1)
+
+
+def claim_table(tables: dict) -> pd.DataFrame:
+    """The paper's claim read off one-seed maps, a row per optimizer and reading: :func:`claim_ratios`,
+    and how many finite runs at α > 0 lie above the trained reading's β_c(0) and how many of them
+    collapsed: the runs a "finite" ratio above 1 rests on, and whether they trained at all."""
+    _sweep_tables(tables, ("alpha", "beta", "seed", "diverged", "unstable", "collapsed"), one_seed=True)
+    rows = {}
+    for optimizer, table in tables.items():
+        zero = measured_beta_critical(table, reading="trained").set_index("alpha")["beta_c"][0.0]
+        above = table[~table.diverged & (table.alpha > 0) & (table.beta > np.nan_to_num(zero, nan=0.0))]
+        for reading in READINGS:
+            row = claim_ratios(table, reading=reading).iloc[0].drop("seed")
+            rows[optimizer, reading] = {**row, "finite_above_trained_beta_c0": len(above),
+                                        "collapsed_above_trained_beta_c0": int(above.collapsed.sum())}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis(["optimizer", "reading"])
+
+
+def claim_results(tables: dict, *, learned: float = LEARNED_ACCURACY) -> dict:
+    """Per optimizer, what a few-shot notebook's results file keeps of its sweep: the counts, the best
+    query accuracy, per reading the claim's numbers (:func:`claim_table`) with β_c(α), the "learned" β
+    per α (:func:`beta_c_per_alpha`), and the finite runs above the trained β_c(0); as plain JSON, with
+    what is not finite (censored, undetermined) as None."""
+    claim, per_alpha = claim_table(tables), beta_c_per_alpha(tables, learned=learned)
+
+    def per_alpha_of(optimizer, reading):
+        return {f"{a:g}": plain(b) for a, b in per_alpha[optimizer, reading].items()}
+
+    found = {}
+    for optimizer, table in tables.items():
+        entry = {"runs": len(table), "diverged": int(table.diverged.sum()), "collapsed": int(table.collapsed.sum()),
+                 "best_query_accuracy": plain(table.query_accuracy.max())}
+        for reading in READINGS:
+            row = claim.loc[(optimizer, reading)]
+            entry[reading] = {"beta_c_at_alpha_0": row["beta_c0"], "max_beta_c": row["max_beta_c"],
+                              "at_alpha": row["at_alpha"], "ratio": row["ratio"], "ratio_is": row["ratio_is"],
+                              "beta_c": per_alpha_of(optimizer, reading)}
+        entry["learned"] = {"query_accuracy_at_least": learned, "beta_c": per_alpha_of(optimizer, "learned")}
+        for count in ("finite_above_trained_beta_c0", "collapsed_above_trained_beta_c0"):
+            entry[count] = int(claim.loc[(optimizer, READINGS[0]), count])
+        found[optimizer] = entry
+    return plain(found)
 
 
 def seed_boundaries(intervals: pd.DataFrame) -> pd.DataFrame:
@@ -289,8 +479,8 @@ CELL_COLUMNS = {"alpha": "real", "beta": "real", "runs": "count", "diverged": "c
 """An exported map's per-(α, β) columns and what each holds."""
 BETA_CRITICAL_COLUMNS = {"seed": "integer", "alpha": "real", "finite": "real or None", "trained": "real or None",
                          "finite_censored": "censoring", "trained_censored": "censoring"}
-"""An exported map's per-(seed, α) columns: β_c(α) under each of ``sweep.READINGS``, read from below,
-and how each is censored (``sweep.CENSORED``: "above" means "≥ the value")."""
+"""An exported map's per-(seed, α) columns: β_c(α) under each of ``READINGS``, read from below,
+and how each is censored (``CENSORED``: "above" means "≥ the value")."""
 _FROM_EXPORT = "pass a dict written by stability.export_map"
 
 
@@ -316,7 +506,7 @@ def export_map(table: pd.DataFrame, **labels) -> dict:
     iterations) must equal that column. ``cells``: per (α, β), sorted by α then β, the runs and how
     many diverged, were unstable, collapsed, and loss_median, the median final loss over the runs
     that did not diverge (None where all did). ``beta_critical``: per (seed, α), β_c under each
-    reading of :func:`sweep.measured_beta_critical` (None where no β counts as stable) and its
+    reading of :func:`measured_beta_critical` (None where no β counts as stable) and its
     censoring in ``<reading>_censored``; a table
     without a seed column counts as seed 0. No NaN or inf anywhere: the dict passes
     ``json.dumps(..., allow_nan=False)``, and equal tables give equal dicts.
@@ -454,3 +644,19 @@ def read_maps(path: str | os.PathLike) -> dict[str, MeasuredMap]:
         except ValueError as error:
             raise ValueError(f"path={str(path)!r} is not allowed; series {name!r}: {error}") from None
     return maps
+
+
+def write_maps(notebook: str, tables: dict, problem: MetaProblem, directory: str | os.PathLike, *, profile: str,
+               variant: str, **labels) -> Path:
+    """Write a notebook's measured maps, one series per optimizer ("<variant>-<optimizer>", from
+    :func:`export_map`), to ``<directory>/<notebook>.json``: the file :func:`read_maps` reads, so that
+    a later notebook draws predictions over the maps without running the sweeps again. Every series is
+    labelled with the problem, its spec, the variant and optimizer, then ``labels`` (iterations, ...)."""
+    if not isinstance(problem, MetaProblem):
+        raise _checks.refuse("problem", problem, "problem must be a MetaProblem (mamlpaper.problems)",
+                             shown=type(problem).__name__)
+    _sweep_tables(tables, ("alpha", "beta"))
+    series = {f"{variant}-{optimizer}": export_map(table, problem=problem.name, spec=problem.spec, variant=variant,
+                                                   optimizer=optimizer, **labels)
+              for optimizer, table in tables.items()}
+    return write_results(notebook, {"notebook": notebook, "profile": profile, "series": series}, directory)

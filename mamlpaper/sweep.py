@@ -10,14 +10,17 @@ diverged at that iteration and dropped from the batch, so it can never touch the
 Chunks of configurations are cached on disk (atomically, :mod:`mamlpaper.cache`), keyed by
 every parameter, the model, the criterion's code, the data and the package's source; an
 interrupted sweep resumes from the chunks it finished, and a damaged chunk is recomputed.
+
+The engine also picks each problem's meta-gradient (:func:`fastest_meta_gradient`): which exact
+path is fastest depends on the model and the device, a question of how to run, not of MAML.
+What a sweep trains is described in :mod:`mamlpaper.metaproblem`; its tables are read (β_c, maps)
+by :mod:`mamlpaper.stability`.
 """
 from __future__ import annotations
 
 import copy
-import math
 import os
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
@@ -29,82 +32,16 @@ from tqdm import tqdm
 
 from . import __version__, _checks, cache, memory
 from .cpu_tuning import training_settings
-from .maml import Params, check_fit, fastest_meta_gradient, functional_loss, mse, parameters_of
+from .maml import (batched_meta_gradient, check_fit, functional_loss, looped_meta_gradient, mse,
+                   parameters_of)
 from .metaopt import OPTIMIZERS, init_state, update_rule
-from .models import init_parameters
+from .metaproblem import MetaProblem
+from .mlp_adaptation import second_order_meta_gradient
+from .models import Params, init_parameters
 from .tasks import Tasks, check_tasks
 from .variants import VARIANTS
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
-COLLAPSE_TOLERANCE = 1e-3
-"""A trained model whose predictions vary over the inputs by less than this fraction of the
-targets' spread has collapsed to a constant (for a ReLU MLP: every unit of a layer died). It
-neither diverged nor learned, so it says nothing about the stability the paper bounds."""
-
-
-class Readout(NamedTuple):
-    """What a problem reports about each trained configuration besides its loss, and which of them
-    collapsed: stayed finite without learning, which says nothing about the stability the paper
-    bounds (a regression net that became a constant, a classifier that predicts one class)."""
-
-    columns: tuple[str, ...]
-    compute: Callable[..., dict[str, Tensor]]
-    """(problem, θ of one configuration, the last meta-batch, α, inner steps) -> {column: scalar}."""
-    collapsed: Callable[[dict[str, np.ndarray]], np.ndarray]
-    """{column: values over configurations} -> bool per configuration (NaN readouts: False)."""
-
-
-def output_spread(problem: "MetaProblem", params: Params, tasks: Tasks, alpha: Tensor, steps: int) -> dict:
-    """Std of the model's predictions over the meta-batch's query inputs, relative to the targets' std."""
-    x = tasks.x_query.reshape(-1, tasks.x_query.shape[-1])
-    y = tasks.y_query.reshape(-1, tasks.y_query.shape[-1])
-    predictions = functional_call(problem.model, params, (x,))
-    return {"output_spread": (predictions.std(dim=0) / y.std(dim=0)).amax()}
-
-
-OUTPUT_SPREAD = Readout(("output_spread",), output_spread,
-                        lambda columns: columns["output_spread"] < COLLAPSE_TOLERANCE)
-"""The regression readout: collapsed when the predictions vary by less than ``COLLAPSE_TOLERANCE``."""
-
-
-@dataclass(frozen=True)
-class MetaProblem:
-    """What a sweep trains: the model (architecture and θ0), the criterion, and the task stream.
-
-    ``spec`` names everything that defines the problem (family, its ranges, seeds), for the
-    cache key and for the reader of a result table. ``data_identity`` names the data behind
-    ``sample_tasks`` beyond what its first meta-batch shows (e.g. a dataset's checksum);
-    ``cache_token`` stands for a criterion whose source cannot be read. ``readout`` adds the
-    problem's own columns to a sweep's table and says which runs collapsed.
-    """
-
-    name: str
-    model: nn.Module
-    sample_tasks: Callable[[torch.Generator], Tasks]
-    criterion: Callable[[Tensor, Tensor], Tensor] = mse
-    spec: dict = field(default_factory=dict)
-    data_identity: str = ""
-    cache_token: str | None = None
-    readout: Readout = OUTPUT_SPREAD
-
-    def __post_init__(self):
-        if not isinstance(self.name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.name):
-            raise _checks.refuse("name", self.name, "a problem's name must be letters, digits, '_', '.', '-' "
-                                 "(it names cache folders)")
-        _checks.module(self.model)
-        _checks.function("sample_tasks", self.sample_tasks)
-        _checks.function("criterion", self.criterion)
-        if not isinstance(self.spec, dict):
-            raise _checks.refuse("spec", self.spec, "spec must be a dict")
-        if not isinstance(self.data_identity, str):
-            raise _checks.refuse("data_identity", self.data_identity, "data_identity must be a string")
-        if self.cache_token is not None and (not isinstance(self.cache_token, str) or not self.cache_token):
-            raise _checks.refuse("cache_token", self.cache_token, "cache_token must be None or a non-empty string")
-        if not isinstance(self.readout, Readout):
-            raise _checks.refuse("readout", self.readout, "readout must be a mamlpaper.sweep.Readout",
-                                 shown=type(self.readout).__name__)
-
-
 class TrainResult(NamedTuple):
     """One configuration's run: loss per evaluation (NaN after divergence), divergence iteration, θ.
 
@@ -149,7 +86,7 @@ def _check_settings(iterations, variant, optimizer, steps, seed, dtype, device, 
 def _check_problem(problem: MetaProblem, s: _Settings) -> Tasks:
     """The problem's first meta-batch, checked against its model: every shape error shows here."""
     if not isinstance(problem, MetaProblem):
-        raise _checks.refuse("problem", problem, "problem must be a mamlpaper.sweep.MetaProblem",
+        raise _checks.refuse("problem", problem, "problem must be a mamlpaper.metaproblem.MetaProblem",
                              shown=type(problem).__name__)
     tasks = next(_task_stream(problem, s))
     params = {k: p.to(device=s.device, dtype=s.dtype) for k, p in parameters_of(problem.model).items()}
@@ -170,6 +107,34 @@ def _progress_bar(progress: bool, **kwargs) -> tqdm:
     One refresh a second: an executed notebook stores every refresh, and long runs made them MBs.
     """
     return tqdm(leave=False, mininterval=1.0, **kwargs) if progress else tqdm(disable=True, **kwargs)
+
+
+def has_convolutions(model: nn.Module) -> bool:
+    """Whether per-task weights would turn into grouped convolutions under ``vmap``."""
+    return any(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules())
+
+
+def fastest_meta_gradient(model: nn.Module, criterion, variant: str, steps: int, device) -> tuple[Callable, bool]:
+    """The fastest exact meta-gradient for this model and device, and whether configs may be vmapped.
+
+    Same contract and numbers (to round-off) for every choice: the closed-form MLP step
+    (:mod:`mamlpaper.mlp_adaptation`) for one-step exact MAML with :func:`mse`; for a model with
+    convolutions on a CPU, a loop over tasks, and over configurations too (vmap would make grouped
+    convolutions of the per-task weights: 1.5-2× slower here, and the second-order graphs of
+    several configurations did not fit in memory); otherwise ``vmap`` over tasks and configs.
+    """
+    _checks.module(model)
+    _checks.choice("variant", variant, VARIANTS)
+    steps = _checks.integer("steps", steps, minimum=1)
+    device = _checks.device(device)
+    if variant == "second" and steps == 1 and criterion is mse:
+        closed_form = second_order_meta_gradient(model)
+        if closed_form is not None:
+            return closed_form, True
+    loss = functional_loss(model, criterion)
+    if device.type == "cpu" and has_convolutions(model):
+        return looped_meta_gradient(loss, variant, steps), False
+    return batched_meta_gradient(loss, variant, steps), True
 
 
 JITTER_STREAM = 7919
@@ -369,6 +334,18 @@ def _chunk_size(problem: MetaProblem, s: _Settings, budget: float) -> int:
     return int(max(1, min(MAX_CHUNK[s.device.type], by_memory, by_indexing)))
 
 
+def default_chunk_size(problem: MetaProblem, *, variant: str = "second", optimizer: str = "sgd", steps: int = 1,
+                       dtype="float64", device="cpu", memory_budget: float | None = None) -> int:
+    """The chunk size a sweep picks when given none: how many runs one batched step holds on
+    ``device`` within ``memory_budget`` bytes (default :func:`memory.default_budget`). For sizing
+    a sweep, or a benchmark's, before it runs."""
+    s = _check_settings(1, variant, optimizer, steps, 0, dtype, device, 1e8)
+    if memory_budget is not None:
+        memory_budget = _checks.real("memory_budget", memory_budget, above=0.0)
+    _check_problem(problem, s)
+    return _chunk_size(problem, s, memory_budget or memory.default_budget(s.device))
+
+
 CHUNK_FIELDS = {"loss_initial": np.float64, "loss_final": np.float64, "diverged_at": np.int64}
 """What every chunk holds, beside the problem's readout columns (float64)."""
 
@@ -378,14 +355,16 @@ def _cache_key(problem: MetaProblem, grid_a, grid_b, grid_s, seeds, s: _Settings
     The CPU thread count is part of it: it orders the sums of a reduction, and near a stability
     boundary that decides outcomes."""
     first_tasks = problem.sample_tasks(torch.Generator().manual_seed(s.seed))
+    token = problem.cache_token
     return {
         "problem": problem.name,
         "spec": problem.spec,
-        "model": cache.model_identity(problem.model),
-        "criterion": cache.callable_identity(problem.criterion, problem.cache_token),
+        "cache_token": token,
+        "model": cache.model_identity(problem.model, token),
+        "criterion": cache.callable_name(problem.criterion, "criterion", token),
         "data": {"identity": problem.data_identity, "first_tasks": cache.tensor_digest(list(first_tasks))},
         "readout": {"columns": list(problem.readout.columns),
-                    "compute": cache.callable_identity(problem.readout.compute, name="readout.compute")},
+                    "compute": cache.callable_name(problem.readout.compute, "readout.compute", token)},
         "alphas": grid_a.tolist(),
         "betas": grid_b.tolist(),
         "iterations": s.iterations,
@@ -563,95 +542,3 @@ def _check_seeds(seeds, seed: int) -> tuple[int, ...] | None:
         raise _checks.refuse("seed", seed, "seed and seeds exclude each other: with seeds, each seed draws its "
                              "own θ0 and task stream; leave seed at 0")
     return _checks.seeds(seeds)
-
-
-def _check_table(table, needed: Sequence[str]) -> None:
-    if not isinstance(table, pd.DataFrame):
-        raise _checks.refuse("table", table, "table must be a pandas DataFrame returned by run_sweep",
-                             shown=type(table).__name__)
-    for column in needed:
-        if column not in table:
-            raise ValueError(f"table lacks column {column!r}; pass a table returned by run_sweep")
-    key = ["alpha", "beta"] + (["seed"] if "seed" in table else [])
-    duplicated = table.duplicated(key)
-    if duplicated.any():
-        row = table[duplicated].iloc[0]
-        raise ValueError(f"table has more than one row for {', '.join(f'{k}={row[k]!r}' for k in key)}; "
-                         "pass one sweep's table")
-
-
-def as_grid(table: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(alphas, betas, values) with values shaped (len(betas), len(alphas)), the layout of a map."""
-    _check_table(table, ("alpha", "beta"))
-    if not isinstance(column, str) or column not in table:
-        raise ValueError(f"column={column!r} is not in the table; available: {', '.join(table.columns)}")
-    if "seed" in table and table["seed"].nunique() > 1:
-        raise ValueError(f"table holds {table['seed'].nunique()} seeds and a map shows one: pass "
-                         "table[table.seed == s], or read them together with mamlpaper.stability")
-    wide = table.pivot(index="beta", columns="alpha", values=column)
-    return wide.columns.to_numpy(float), wide.index.to_numpy(float), wide.to_numpy()
-
-
-READINGS = ("finite", "trained")
-"""How a run counts as stable when β_c is read off a map: "finite", the paper's reading (it did
-not diverge), or "trained" (neither unstable — non-finite, or ending above its starting loss —
-nor collapsed)."""
-CENSORED = ("", "above", "below")
-"""How a β_c reading is bounded by the β range it was read from: "" inside it (a β failed and one
-below it did not), "above" (no β failed: β_c is at least the value given), "below" (the smallest β
-failed: β_c lies below the range, the value is NaN)."""
-
-
-def failed(table: pd.DataFrame, reading: str = "finite") -> np.ndarray:
-    """Per run, whether it failed under ``reading``: "finite", it diverged; "trained", it was
-    unstable (diverged, or ended above its starting loss) or collapsed."""
-    reading = _checks.choice("reading", reading, READINGS)
-    _check_table(table, ("alpha", "beta", "diverged") + (("unstable", "collapsed") if reading == "trained" else ()))
-    bad = table["diverged"].to_numpy(bool)
-    if reading == "trained":
-        bad = bad | table["unstable"].to_numpy(bool) | table["collapsed"].to_numpy(bool)
-    return bad
-
-
-def measured_beta_critical(table: pd.DataFrame, *, reading: str = "finite") -> pd.DataFrame:
-    """Per α (and per seed, in a table with a seed column), β_c(α) read from below: the largest β
-    whose run counts as stable under ``reading`` *below the smallest β that failed*.
-
-    A run that survives above a failed β is not evidence of stability — near the boundary outcomes
-    are chaotic, and a collapsed network survives any β — so it is never read as β_c. Columns
-    (seed,) alpha, beta_c, censored (:data:`CENSORED`): "above" where no β failed (beta_c is the
-    largest β: read "≥ beta_c"), "below" where the smallest β failed (beta_c NaN)."""
-    bad = failed(table, reading)
-    by = ["seed", "alpha"] if "seed" in table else ["alpha"]
-    runs = table[by + ["beta"]].assign(failed=bad).sort_values(by + ["beta"], kind="stable")
-    rows = []
-    for key, group in runs.groupby(by, sort=True):
-        betas, fails = group["beta"].to_numpy(float), group["failed"].to_numpy(bool)
-        if not fails.any():
-            beta_c, censored = betas[-1], "above"
-        elif fails[0]:
-            beta_c, censored = np.nan, "below"
-        else:
-            beta_c, censored = betas[np.argmax(fails) - 1], ""
-        rows.append((*(key if isinstance(key, tuple) else (key,)), beta_c, censored))
-    return pd.DataFrame(rows, columns=by + ["beta_c", "censored"])
-
-
-def paper_grid(low: float, high: float, mantissas: Sequence[int] = tuple(range(1, 10))) -> np.ndarray:
-    """The paper's 1…9 × 10^k grid from ``low`` to ``high`` inclusive (e.g. 1e-4 … 9e-1).
-
-    ``mantissas=(1, 2, 5)`` gives a coarser grid over the same range, for quicker profiles.
-    """
-    low, high = _checks.rate("low", low), _checks.rate("high", high)
-    if low > high:
-        raise _checks.refuse("low", low, f"low must not exceed high={high!r}")
-    if isinstance(mantissas, (str, bytes)) or not isinstance(mantissas, Sequence) or not mantissas:
-        raise _checks.refuse("mantissas", mantissas, "mantissas must be a non-empty sequence of integers from 1 to 9")
-    mantissas = [_checks.integer("mantissas entry", m, minimum=1, maximum=9) for m in mantissas]
-    values = []
-    for k in range(math.floor(math.log10(low)) - 1, math.ceil(math.log10(high)) + 1):
-        for m in sorted(set(mantissas)):
-            v = float(f"{m}e{k}")
-            if low * (1 - 1e-12) <= v <= high * (1 + 1e-12):
-                values.append(v)
-    return np.array(values)

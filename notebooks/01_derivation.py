@@ -20,6 +20,10 @@
 #
 # The expressions are built by `mamlpaper.symbolic`; the numbers the other notebooks use come
 # from `mamlpaper.bounds`, and this notebook checks that the two agree.
+#
+# It carries more code than prose, on purpose: the SymPy cells *are* the derivation, each step of
+# the paper written once as an expression and checked by an assert, so the prose between them
+# says what each step means rather than restating it.
 
 # %% tags=["parameters"]
 profile: str = "default"  # smoke | default | paper
@@ -293,6 +297,32 @@ for (model, k) in closed_forms:
     bc = np.array([bounds.beta_critical(a, [l], model, k) for a, l in zip(alphas, lams)])
     assert np.allclose(bc[positive], b_num(lams, alphas)[positive]) and np.all(bc[~positive] == 0)
     assert np.isclose(bounds.alpha_critical(lams, model, k), np.min(np.broadcast_to(a_num(lams), lams.shape)))
+
+# %% [markdown]
+# ### Where the curvature peaks, and why β_c can keep rising with α
+#
+# For a fixed α > 0, c(λ, α) is not increasing in λ: it rises from 0, peaks at some λ*, and falls
+# back to 0 at λ = 1/α (1/(2α) for the penalty model; beyond it an odd power turns negative). So
+# the eigenvalue that limits β need not be the largest: once λ* < λ_max, an eigenvalue near λ* is
+# steeper in the meta-objective than λ_max itself. Setting ∂c/∂λ = 0 gives λ* = 1/((k + 1)α) for
+# λ(1 − αλ)^k, 1/((2k + 1)α) for exact MAML and 1/(4α) for the penalty model. The height of the
+# peak, c(λ*, α), falls as 1/α (α·c(λ*, α) is a constant): so wherever the spectrum holds λ* (a
+# network's Hessian has a dense bulk below its top eigenvalues), β_c = 2/c(λ*, α) grows in
+# proportion to α. For exact MAML, which has no α_c, that is why its β_c can keep rising with α
+# instead of ending at a cliff. It is also the worst case `bounds.beta_critical_interval` assumes
+# when only the top eigenvalues and a range for the rest are known (the advisor's estimator (a)),
+# so `bounds.curvature_peak` must be this maximiser.
+
+# %%
+for (model, k) in closed_forms:
+    curvature = sym.curvature_expr(model, k)
+    stationary = sp.solve(sp.diff(curvature, lam), lam)
+    peak, = [r for r in stationary if sp.simplify(sp.diff(curvature, lam, 2).subs(lam, r)).is_negative]
+    display(sp.Eq(sp.Symbol(f"lambda*_{model}_{k}"), peak))
+    assert alpha not in sp.simplify(alpha * curvature.subs(lam, peak)).free_symbols  # c(λ*, α) ∝ 1/α
+    peak_alphas = np.geomspace(1e-3, 1.0, 7)
+    assert np.allclose(bounds.curvature_peak(peak_alphas, model, k), sp.lambdify(alpha, peak)(peak_alphas),
+                       rtol=1e-12, atol=0), (model, k)
 
 # %% [markdown]
 # ## Eq. 23–26: several tasks

@@ -25,6 +25,20 @@
 # each curvature model predicts each variant's stable region — for several draws of the data
 # (seeds), because the eigenvalues, and with them the boundary, depend on the draw, and a claim
 # read from one draw is one sample.
+#
+# Why the three rows differ. On a quadratic L(θ) = ½(θ − θ*)ᵀH(θ − θ*) with the same data inner
+# and outer, one inner step gives θ' − θ* = (I − αH)(θ − θ*), and every meta-gradient is a matrix
+# times θ − θ*:
+#
+# * first-order MAML takes the gradient at θ', H(I − αH)(θ − θ*);
+# * the simplified gradient g − αHg is (I − αH)H(θ − θ*), the same matrix, since H commutes with
+#   I − αH;
+# * exact MAML multiplies the gradient at θ' by the inner step's Jacobian, (I − αH)H(I − αH)(θ − θ*).
+#
+# In H's eigenbasis each matrix is diagonal, with entries λ(1 − αλ) for the first two and
+# λ(1 − αλ)² for exact MAML: the "curvature per eigenvalue" of the table. Meta-gradient descent
+# with rate β converges along an eigenvector iff 0 < β·c < 2, which gives β_c = 2/c and, for a
+# curvature that turns negative, the α limit.
 
 # %% tags=["parameters"]
 profile: str = "default"  # smoke | default | paper
@@ -53,20 +67,27 @@ cache = runtime.resolve_path(cache_dir) if cache_dir else None
 plotting.use_style()
 
 # The paper's grid: α ∈ {1, 2, …, 9} × 10^k from 1e-5 to 9e-2, β from 5e-3 to 9. A linear
-# model trains in milliseconds, so `default` already runs the paper's scale.
+# model trains in milliseconds, so `default` already runs the paper's scale; smoke is a shape check.
 if profile == "smoke":
     alphas = np.array([1e-4, 1e-3, 1e-2, 3e-2, 6e-2, 8e-2])
     betas = np.array([5e-3, 5e-2, 5e-1, 5.0])
     iterations = iterations or 30
     n_seeds = n_seeds or 2
 else:
-    alphas = sweep.paper_grid(1e-5, 9e-2)
-    betas = sweep.paper_grid(5e-3, 9.0)
+    alphas = problems.paper_grid(1e-5, 9e-2)
+    betas = problems.paper_grid(5e-3, 9.0)
     iterations = iterations or 500
     n_seeds = n_seeds or {"default": 5, "paper": 10}[profile]
 seeds = list(range(seed, seed + n_seeds))
 print(f"{len(alphas)} α × {len(betas)} β = {len(alphas) * len(betas)} configurations × {n_seeds} data draws, "
       f"{iterations} iterations, on {dev}")
+
+# %% [markdown]
+# The smoke profile runs six α, four β, thirty iterations and two draws: enough to check that
+# every cell and figure is produced, not enough to measure a boundary, since a run just above β_c
+# grows by a factor |1 − β_c·c| per iteration, barely more than 1, and needs many iterations
+# to show it. Its agreement numbers are printed but not asserted. The default and paper profiles
+# run the paper's 500 iterations on its full grid, 5 and 10 draws.
 
 # %% [markdown]
 # ## The task and its Hessian
@@ -75,7 +96,14 @@ print(f"{len(alphas)} α × {len(betas)} β = {len(alphas) * len(betas)} configu
 # Hessian is H = 2 XᵀX / n with X = [x, 1] — the same at every θ. The paper took the
 # eigenvalues "of the Hessian of the training loss at the end of training with α = 5e-2,
 # β = 7e-1"; we do the same (with autograd on the trained θ) and check them against the
-# closed form.
+# closed form (`problems.linear_regression_eigenvalues`, unit-tested against autograd).
+#
+# What to expect before looking: for x uniform on [−5, 5], XᵀX/n tends to [[E x², E x], [E x, 1]]
+# = [[25/3, 0], [0, 1]], so H has one eigenvalue near 2·25/3 ≈ 17, along the slope w, and one near
+# 2, along the intercept b. A finite draw of 100 points moves them, the large one by up to a fifth
+# (13 to 17 over the default profile's five draws), and tilts the eigenvectors a little; that is
+# the whole spread of the boundary between draws. The task's
+# slope and intercept (a, b) do not enter H at all: they only move θ*.
 
 # %%
 problem = problems.linear_regression(seed=seed, n_points=n_points)
@@ -86,18 +114,10 @@ paper_run = sweep.train(problem, 5e-2, 7e-1, iterations=iterations, variant="fir
 H_trained = hessian.dense_hessian(lambda p: loss(p, task.x_support[0].to(dev), task.y_support[0].to(dev)),
                                   paper_run.params)
 eig_trained = hessian.eigenvalues(H_trained)
-
-
-def exact_eigenvalues(task):
-    """The Hessian 2XᵀX/n of the task's mean squared error, X = [x, 1]."""
-    x = task.x_support[0, :, 0].numpy()
-    X = np.c_[x, np.ones_like(x)]
-    return np.linalg.eigvalsh(2 * X.T @ X / len(x))
-
-
-eig_exact = exact_eigenvalues(task)
+eig_exact = problems.linear_regression_eigenvalues(task)
 np.testing.assert_allclose(eig_trained, eig_exact, rtol=1e-10)
-spectra = {s: exact_eigenvalues(problem.sample_tasks(torch.Generator().manual_seed(s))) for s in seeds}
+spectra = {s: problems.linear_regression_eigenvalues(problem.sample_tasks(torch.Generator().manual_seed(s)))
+           for s in seeds}
 np.testing.assert_array_equal(spectra[seed], eig_exact)
 status = "diverged" if paper_run.diverged_at is not None else "converged"
 print(f"run at α=5e-2, β=7e-1 {status}"
@@ -115,6 +135,13 @@ pd.DataFrame({s: {"λ_1": v[1], "λ_2": v[0], "α_c = 1/λ_1": 1 / v[1]} for s, 
 # α = 5e-2, β = 7e-1 may itself lie outside the stable region: β_c depends on the data's
 # spread, and the paper's own draw is not published.
 #
+# The two numbers printed under the table set everything below. α_c = 1/λ_max ≈ 0.06 falls inside
+# the α range of the grid, so the maps show the cliff of the first-order variants and what exact
+# MAML does beyond it. β_c(0) = 2/λ_max ≈ 0.12–0.15 is plain gradient descent's limit; as α
+# grows towards α_c the largest eigenvalue's curvature λ(1 − αλ) shrinks, and β_c rises until the
+# small eigenvalue λ_2 ≈ 2 takes over, at 2/(λ_2(1 − αλ_2)) ≈ 1.15 next to α_c: the "larger β for
+# a larger α" of the paper's title, by a factor of eight to ten on this task.
+#
 # ## The three MAML variants on the paper's grid
 #
 # Every configuration of a draw starts from that draw's θ0 and sees that draw's task; the
@@ -123,6 +150,13 @@ pd.DataFrame({s: {"λ_1": v[1], "λ_2": v[0], "α_c = 1/λ_1": 1 / v[1]} for s, 
 # frozen, drawn uncoloured); it is **unstable** when it diverged *or* ended above its starting
 # loss — slow growth along a direction of negative curvature is instability too. That one
 # definition is used for every variant below.
+#
+# The summary counts, per variant over all draws, the share of cells that diverged, that were
+# unstable, and that ended below the loss threshold of Fig. 3. The gap between "diverged" and
+# "unstable" is the slow growth: beyond α_c a first-order run's curvature λ(1 − αλ) is slightly
+# negative, so it grows by a factor 1 + β|c| per iteration, and in 500 iterations that can stay
+# far below the 1e8 that counts as divergence. Exact MAML, whose curvature never turns negative,
+# has no region of such growth, only the thin band of cells just above its β_c.
 
 # %%
 tables = {
@@ -140,7 +174,9 @@ summary
 
 # %% [markdown]
 # On a quadratic with support = query, FOMAML and the paper's simplified gradient are the same
-# update: (I − αH)·H(θ − θ*). Their tables must agree to round-off.
+# update: (I − αH)·H(θ − θ*). Their tables must agree to round-off. They are computed in a
+# different order (one differentiates at θ', the other multiplies by I − αH), so the losses agree
+# to a relative 1e-8 rather than bit for bit; the verdicts "unstable" must agree exactly.
 
 # %%
 first, simplified = tables["first"], tables["simplified"]
@@ -152,6 +188,12 @@ np.testing.assert_allclose(first.loss_final, simplified.loss_final, rtol=1e-8, a
 #
 # Black: final loss below 1e-2; grey: above; uncoloured: diverged. The curves are β_c(α) of
 # each eigenvalue alone, 2 / (λ_i − αλ_i²); the dashed line is α_c = 1/λ_max.
+#
+# The theory's stable region is below *both* curves and left of the dashed line. The curve of the
+# large eigenvalue rises steeply towards α_c, where it goes to infinity, so near α_c the lower
+# curve, of the small eigenvalue, sets β_c. Grey cells inside the region trained but slowly: a
+# β far below β_c, or an α where one eigenvalue's curvature λ(1 − αλ) is nearly zero, leaves a
+# component of θ − θ* that 500 iterations do not remove. Right of the dashed line every β fails.
 
 # %%
 alpha_fine = np.geomspace(alphas[0] / 2, alphas[-1] * 2, 600)
@@ -159,7 +201,7 @@ alpha_fine = np.geomspace(alphas[0] / 2, alphas[-1] * 2, 600)
 
 def draw_map(table, model, title):
     fig, ax = plt.subplots()
-    a, b, values = sweep.as_grid(table, "loss_final")
+    a, b, values = stability.as_grid(table, "loss_final")
     plotting.stability_map(ax, a, b, values, threshold=threshold)
     for i, l in enumerate(lam):
         plotting.theory_curve(ax, alpha_fine, bounds.beta_critical(alpha_fine, [l], model),
@@ -179,6 +221,11 @@ plotting.save(fig, "fig3_linear_regression", out_dir)
 # Exact MAML's meta-loss is L(θ − αg), whose Hessian on a quadratic is (I − αH)H(I − αH):
 # eigenvalues λ(1 − αλ)², never negative. So there is **no** α_c: past 1/λ_max the region
 # narrows but training still converges below β_c = 2 / (λ(1 − αλ)²), and β_c → ∞ at α = 1/λ_i.
+#
+# At α = 1/λ_i the inner step lands exactly on the minimum along eigenvector i, so the
+# meta-gradient has no component there and no β can make that direction diverge; just past it
+# the inner step overshoots, but the squared factor keeps the curvature positive. Along that
+# direction, though, the meta-loss is flat near α = 1/λ_i, so training there is slow, not fast.
 
 # %%
 fig = draw_map(shown["second"], CURVATURE_MODEL_OF["second"], "linear regression, exact second-order MAML")
@@ -191,11 +238,15 @@ plotting.save(fig, "fig3b_linear_regression_exact", out_dir)
 # bounds (the curve of its largest eigenvalue, which sets the upper boundary) are drawn thin.
 # Where the fraction is strictly between 0 and 1 the boundary moved with the data, not with
 # round-off: the runs of one draw are deterministic up to it.
+#
+# In the first-order panel the vertical line is the smallest α_c over the draws, the one a
+# practitioner who must serve every draw would use. The columns between the draws' α_c are where the spread shows most:
+# one draw is already past its cliff while another is not.
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.6), sharey=True)
 for ax, variant in zip(axes, ("first", "second")):
-    a, b, p = sweep.as_grid(stability.failure_probability(tables[variant], outcome="unstable"), "p")
+    a, b, p = stability.as_grid(stability.failure_probability(tables[variant], outcome="unstable"), "p")
     plotting.probability_map(ax, a, b, p, label="P(unstable) over draws", colorbar=ax is axes[-1])
     for s, values in spectra.items():
         plotting.theory_curve(ax, alpha_fine, bounds.beta_critical(alpha_fine, values, CURVATURE_MODEL_OF[variant]),
@@ -213,12 +264,19 @@ plotting.save(fig, "fig3_linear_regression_draws", out_dir)
 # (stable iff 0 < β < β_c(α), which includes α < α_c) matches the measured one, counted over
 # the cells more than one grid step away from the predicted boundary (a cell counts when its
 # whole 3 × 3 neighbourhood has one predicted label).
+#
+# The margin is there because a cell next to the boundary is decided by where the grid's β
+# happens to fall relative to β_c, and by how many iterations a run just above β_c needs to
+# show its growth, neither of which says anything about which curvature model is right. The
+# measured label is "stable" = not unstable, so the slowly growing first-order runs beyond α_c
+# count as failures, as the theory says they are. The table gives mean, worst and best over the
+# draws.
 
 # %%
 rows = []
 for variant, table in tables.items():
     for s, values in spectra.items():
-        a, b, unstable = sweep.as_grid(table[table.seed == s], "unstable")
+        a, b, unstable = stability.as_grid(table[table.seed == s], "unstable")
         measured_stable = ~unstable.astype(bool)
         for model in bounds.CURVATURE_MODELS:
             predicted = bounds.predicted_stable(a, b, values, model)
@@ -231,7 +289,10 @@ agreement.style.format("{:.1%}")
 
 # %% [markdown]
 # The model that belongs to each variant predicts it cell for cell, in every draw, and every
-# other model agrees less, in every draw:
+# other model agrees less, in every draw. The cell then writes this notebook's results to
+# `02_linear_regression.json` (the draws' eigenvalues and the agreement table) and the three
+# measured maps to `maps/02_linear_regression.json`, where notebook 06 scores the advisor on them
+# without rerunning a sweep; each map carries the problem's spec, so 06 can rebuild the problem.
 
 # %%
 own_model = list(CURVATURE_MODEL_OF.items())  # each variant with the curvature model it obeys

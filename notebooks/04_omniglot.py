@@ -27,7 +27,7 @@
 # This notebook needs Omniglot: `$MAMLPAPER_DATA/omniglot/` with the full set
 # (`images_background.zip`, `images_evaluation.zip`) or the small one
 # (`images_background_small1.zip`, `images_background_small2.zip`); without it, it stops in
-# its first code cell and `make figures` reports it as skipped.
+# the cell that loads it and `make figures` reports it as skipped.
 
 # %% tags=["parameters"]
 profile: str = "default"  # smoke | default | paper
@@ -48,46 +48,41 @@ search_seeds: int = 0  # seeds of the boundary search (seed, seed+1, …); 0 mea
 # %%
 import time
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import torch
-from matplotlib import patheffects
 
 from mamlpaper import boundary, plotting, problems, runtime, stability, sweep
 
-runtime.check_profile(profile)
+# %% [markdown]
+# ## The setting
+#
+# Three profiles fix what is left at 0 or `[]` above: `smoke`, a shape check for the tests that
+# runs in seconds on a 2 × 2 grid (plus α = 0); `default`, what `make figures` runs on a 2-core
+# CPU in minutes (the next section says what it gives up); `paper`, the paper's setting, a GPU
+# job. Any parameter set explicitly wins over its profile. The cell also fixes the boundary
+# search (as in notebook 03: per (α, seed) a bracket on β over the map's β range, first at
+# β = 10) and loads the data; without Omniglot `problems.omniglot` raises `DataMissing`, saying
+# what to put where, and the notebook stops here.
+
+# %%
+cpu_threads = runtime.use_threads(threads, profile)
+PAPER = {"filters": 64, "tasks_per_batch": 32, "queries": 15, "iterations": 100, "mantissas": tuple(range(1, 10))}
+chosen = {
+    "smoke": {"filters": 8, "tasks_per_batch": 2, "queries": 1, "iterations": 2},
+    "default": {"filters": 32, "tasks_per_batch": 8, "queries": 5, "iterations": 20,
+                "alpha_mantissas": (1,), "beta_mantissas": (1, 3)},
+    "paper": {**PAPER, "alpha_mantissas": PAPER["mantissas"], "beta_mantissas": PAPER["mantissas"]},
+}[profile]
+searching = {
+    "smoke": {"alphas": [0.0, 1.0], "seeds": 2, "max_rounds": 2, "optimizers": ["sgd"]},
+    "default": {"alphas": [0.0, 0.1], "seeds": 3, "max_rounds": 3, "optimizers": ["sgd"]},
+    "paper": {"alphas": [0.0, 1e-2, 0.1, 0.2, 0.4, 0.6, 1.0, 2.0], "seeds": 5, "max_rounds": 8,
+              "optimizers": ["sgd", "adam"]},
+}[profile]
 dev = runtime.resolve_device(device)
 out_dir = runtime.resolve_path(figures_dir)
 cache = runtime.resolve_path(cache_dir) if cache_dir else None
-if dtype not in sweep.DTYPES:
-    raise ValueError(f"dtype={dtype!r} is not allowed; choose one of {', '.join(sweep.DTYPES)}")
-for name, value in (("iterations", iterations), ("filters", filters), ("tasks_per_batch", tasks_per_batch),
-                    ("queries", queries)):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{name}={value!r} is not allowed; use 0 for the profile value or a positive integer")
-for name, value in (("alpha_mantissas", alpha_mantissas), ("beta_mantissas", beta_mantissas)):
-    if not isinstance(value, list):
-        raise ValueError(f"{name}={value!r} is not allowed; use a list of integers from 1 to 9, or [] for the "
-                         f"profile value")
-runtime.use_threads(threads, profile)
 plotting.use_style()
-plain = runtime.plain
-
-
-PAPER = {"filters": 64, "tasks_per_batch": 32, "queries": 15, "iterations": 100, "mantissas": tuple(range(1, 10))}
-chosen = {
-    # a shape check for the tests: seconds
-    "smoke": {"filters": 8, "tasks_per_batch": 2, "queries": 1, "iterations": 2,
-              "search": {"alphas": [0.0, 1.0], "seeds": 2, "max_rounds": 2, "optimizers": ["sgd"]}},
-    # what `make figures` runs on a 2-core CPU in minutes (see "What the default profile reduces")
-    "default": {"filters": 32, "tasks_per_batch": 8, "queries": 5, "iterations": 20,
-                "alpha_mantissas": (1,), "beta_mantissas": (1, 3),
-                "search": {"alphas": [0.0, 0.1], "seeds": 3, "max_rounds": 3, "optimizers": ["sgd"]}},
-    "paper": {**PAPER, "alpha_mantissas": PAPER["mantissas"], "beta_mantissas": PAPER["mantissas"],
-              "search": {"alphas": [0.0, 1e-2, 0.1, 0.2, 0.4, 0.6, 1.0, 2.0], "seeds": 5, "max_rounds": 8,
-                         "optimizers": ["sgd", "adam"]}},
-}[profile]
 filters = filters or chosen["filters"]
 tasks_per_batch = tasks_per_batch or chosen["tasks_per_batch"]
 queries = queries or chosen["queries"]
@@ -96,21 +91,17 @@ STEPS = 2  # inner steps, as in the paper
 if profile == "smoke" and not (alpha_mantissas or beta_mantissas):
     alphas, betas = np.array([0.1, 1.0]), np.array([1.0, 90.0])
 else:
-    alphas = sweep.paper_grid(1e-3, 9.0, tuple(alpha_mantissas) or chosen["alpha_mantissas"])
-    betas = sweep.paper_grid(1e-1, 90.0, tuple(beta_mantissas) or chosen["beta_mantissas"])
-search_seeds = search_seeds or chosen["search"]["seeds"]
-# The boundary search (as in notebook 03): per (α, seed) a bracket on β over the map's β range.
-search = {"alphas": chosen["search"]["alphas"], "seeds": list(range(seed, seed + search_seeds)),
+    alphas = problems.paper_grid(1e-3, 9.0, alpha_mantissas or chosen["alpha_mantissas"])
+    betas = problems.paper_grid(1e-1, 90.0, beta_mantissas or chosen["beta_mantissas"])
+search_seeds = search_seeds or searching["seeds"]
+search = {"alphas": searching["alphas"], "seeds": list(range(seed, seed + search_seeds)),
           "iterations": iterations, "low": float(betas[0]), "high": float(betas[-1]), "start": 10.0, "factor": 3.0,
-          "resolution": 1.1, "max_rounds": chosen["search"]["max_rounds"], "reading": "finite", "dtype": dtype}
-
-# The data: DataMissing (with what to put where) stops the notebook here, and `make figures`
-# reports it as skipped.
+          "resolution": 1.1, "max_rounds": searching["max_rounds"], "reading": "finite", "dtype": dtype}
 problem = problems.omniglot(seed, queries=queries, tasks_per_batch=tasks_per_batch, filters=filters)
 print(f"{problem.spec['classes']} training classes ({problem.spec['classes'] // 4} characters × 4 rotations); "
       f"{len(alphas)} α (+ α = 0) × {len(betas)} β, {iterations} iterations per configuration, "
       f"{tasks_per_batch} tasks × 5 ways × (1 + {queries}) images per meta-batch, Conv4-{filters}, "
-      f"{STEPS} inner steps; on {dev}, {torch.get_num_threads()} CPU threads")
+      f"{STEPS} inner steps; on {dev}, {cpu_threads} CPU threads")
 
 # %% [markdown]
 # ## What the default profile reduces, and why
@@ -148,16 +139,18 @@ print(f"{problem.spec['classes']} training classes ({problem.spec['classes'] // 
 # sweep. What the reductions cost in faithfulness is said with the results. Every factor is a
 # parameter (`filters`, `tasks_per_batch`, `queries`, `iterations`, `alpha_mantissas`,
 # `beta_mantissas`), so a reader with a GPU can run the paper's setting or anything between.
+#
+# The table below is this run beside the paper's: if you change a parameter, it is the column
+# to read before any figure.
 
 # %%
-setting = pd.DataFrame({
+pd.DataFrame({
     "paper": {"Conv4 filters": PAPER["filters"], "tasks per meta-batch": PAPER["tasks_per_batch"],
               "queries per class": PAPER["queries"], "iterations": PAPER["iterations"],
-              "α values (+ α = 0)": len(sweep.paper_grid(1e-3, 9.0)), "β values": len(sweep.paper_grid(1e-1, 90.0))},
+              "α values (+ α = 0)": len(problems.paper_grid(1e-3, 9.0)), "β values": len(problems.paper_grid(1e-1, 90.0))},
     "this run": {"Conv4 filters": filters, "tasks per meta-batch": tasks_per_batch, "queries per class": queries,
                  "iterations": iterations, "α values (+ α = 0)": len(alphas), "β values": len(betas)},
 })
-setting
 
 # %% [markdown]
 # ## The sweeps
@@ -172,30 +165,19 @@ setting
 # α = 0 is joint training: plain SGD (or Adam) on the query loss of θ itself. Its labels are
 # shuffled in every task, so it cannot do better than chance; what it shows is how large a β
 # the meta-optimizer tolerates without the inner steps, the paper's dashed line.
+#
+# Both sweeps run now, each one batched call of the engine; with `cache_dir` set, a rerun with
+# the same parameters reads them back instead. The overview counts, per meta-optimizer, the runs
+# that diverged (and the median iteration at which they did), the finite runs that collapsed,
+# and those that did neither; the best query accuracy says whether any run learned at all.
 
 # %%
 start = time.perf_counter()
-tables = {
-    optimizer: sweep.run_sweep(problem, np.r_[0.0, alphas], betas, iterations=iterations, steps=STEPS,
-                               optimizer=optimizer, seed=seed, dtype=dtype, device=dev, cache_dir=cache)
-    for optimizer in ("sgd", "adam")
-}
-sweep_seconds = time.perf_counter() - start
-critical = {optimizer: sweep.measured_beta_critical(table).set_index("alpha")["beta_c"]
-            for optimizer, table in tables.items()}
-trained = {optimizer: sweep.measured_beta_critical(table, reading="trained").set_index("alpha")["beta_c"]
-           for optimizer, table in tables.items()}
-overview = pd.DataFrame({
-    optimizer: {"runs": len(t), "diverged": int(t.diverged.sum()),
-                "median divergence iteration": t.diverged_at.dropna().median(),
-                "collapsed (finite runs)": int(t.collapsed.sum()),
-                "finite, not collapsed": int((~t.diverged & ~t.collapsed).sum()),
-                "best query accuracy after adaptation": t.query_accuracy.max(),
-                "lowest final loss": t.loss_final.min()}
-    for optimizer, t in tables.items()
-}).T
-print(f"both sweeps: {sweep_seconds:.0f} s")
-overview
+tables = {optimizer: sweep.run_sweep(problem, np.r_[0.0, alphas], betas, iterations=iterations, steps=STEPS,
+                                     optimizer=optimizer, seed=seed, dtype=dtype, device=dev, cache_dir=cache)
+          for optimizer in ("sgd", "adam")}
+seconds = {"both sweeps": time.perf_counter() - start}
+stability.sweep_overview(tables)
 
 # %% [markdown]
 # ## The boundary, searched
@@ -219,10 +201,9 @@ overview
 
 # %%
 start = time.perf_counter()
-searched = boundary.claims(problem, search, chosen["search"]["optimizers"], steps=STEPS, device=dev, cache_dir=cache)
-search_seconds = time.perf_counter() - start
+searched = boundary.claims(problem, search, searching["optimizers"], steps=STEPS, device=dev, cache_dir=cache)
+seconds["boundary search"] = time.perf_counter() - start
 print(boundary.describe(searched))
-print(f"search: {search_seconds:.0f} s")
 boundary.beta_50_table(searched).round(3)
 
 # %% [markdown]
@@ -230,48 +211,27 @@ boundary.beta_50_table(searched).round(3)
 #
 # α = 0 is run in the same sweep; a log axis cannot show it, so it is the white dashed line:
 # the β above which α = 0 diverges (drawn on the upper edge of the largest finite β's cell).
+# The magenta line is the searched β_50(α) with its interval as a band, where the search ran
+# for this optimizer. Read the map for where the coloured region ends along β at each α, and
+# compare that edge with the dashed line; a red × marks a cell whose "finite" run collapsed and
+# so is no evidence of stability.
 
 # %%
-outline = [patheffects.Stroke(linewidth=2.2, foreground="black"), patheffects.Normal()]
-
-
-def alpha_zero_line(ax, optimizer):
-    """Dashed line on the cell edge above the largest β that stays finite at α = 0 (none if all do)."""
-    beta0 = critical[optimizer][0.0]
-    if np.isnan(beta0):
-        return
-    upper = plotting.grid_edges(betas)[np.searchsorted(betas, beta0) + 1] if beta0 < betas[-1] else np.inf
-    plotting.beta_line(ax, upper, label=f"α = 0 diverges above β = {beta0:g}", color="white", linewidth=1.0,
-                       path_effects=outline)
-
-
-def draw_map(optimizer, title):
-    table = tables[optimizer]
-    inner = table[table.alpha > 0]
-    fig, ax = plt.subplots(figsize=(4.2, 2.8))
-    a, b, values = sweep.as_grid(inner, "loss_final")
-    plotting.stability_map(ax, a, b, values, label="training loss at the end")
-    plotting.mark_cells(ax, a, b, sweep.as_grid(inner, "collapsed")[2].astype(bool),
-                        label="finite but collapsed to one class", color="red")
-    alpha_zero_line(ax, optimizer)
-    if optimizer in searched:
-        plotting.beta_50_band(ax, searched[optimizer].beta_50, label=f"searched β_50 ({search_seeds} seeds)",
-                              color="magenta", zero_line=False, path_effects=outline)
-    ax.set_title(title)
-    handles, _ = ax.get_legend_handles_labels()
-    if handles:
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, fontsize="x-small", frameon=False)
-    return fig
-
-
-fig = draw_map("sgd", f"Omniglot 5-way 1-shot, SGD, {iterations} iterations")
+beta_50 = {optimizer: found.beta_50 for optimizer, found in searched.items()}
+fig = plotting.classifier_map(tables["sgd"], title=f"Omniglot 5-way 1-shot, SGD, {iterations} iterations",
+                              beta_50=beta_50.get("sgd"))
 plotting.save(fig, "fig4b_omniglot_sgd", out_dir)
 
 # %% [markdown]
 # ## Fig. 6b: the same with Adam (Appendix E)
+#
+# Adam scales each coordinate's step by a running root-mean-square of its gradient, so β is
+# close to a step size per coordinate whatever the curvature; the paper's claim is that here the
+# boundary does not rise with α.
 
 # %%
-fig = draw_map("adam", f"Omniglot 5-way 1-shot, Adam, {iterations} iterations")
+fig = plotting.classifier_map(tables["adam"], title=f"Omniglot 5-way 1-shot, Adam, {iterations} iterations",
+                              beta_50=beta_50.get("adam"))
 plotting.save(fig, "fig6b_omniglot_adam", out_dir)
 
 # %% [markdown]
@@ -279,66 +239,46 @@ plotting.save(fig, "fig6b_omniglot_adam", out_dir)
 #
 # For every α, the largest β of the grid whose run stayed finite (the paper's reading), and the
 # largest whose run trained: neither unstable (non-finite, or ending above its starting loss)
-# nor collapsed. The claim is that the largest
-# β_c(α) over α > 0 exceeds β_c(0) with SGD, and does not with Adam. A ratio is NaN where a
-# reading has no β at α = 0 (every run there diverged or collapsed).
+# nor collapsed; both are read from below, i.e. below the smallest β that failed. The claim is
+# that the largest β_c(α) over α > 0 exceeds β_c(0) with SGD, and does not with Adam.
+#
+# One row per optimizer and reading: `beta_c0` is β_c(0) and `beta_c0_censored` says whether it
+# is only a bound ("above": nothing failed at α = 0, so β_c(0) is at least the grid's top);
+# `max_beta_c` is the largest β_c(α) over α > 0, found `at_alpha`; `ratio` is their quotient and
+# `ratio_is` what it is: "exact", "at least" (the largest β_c(α) is itself censored), or
+# "undetermined" (β_c(0) is censored, so no ratio can be read). The last two columns count the
+# finite runs at α > 0 above the trained reading's β_c(0), and how many of them collapsed: a
+# ratio above 1 in the finite reading that rests on collapsed runs is a rise of runs that did
+# not train.
 
 # %%
-readings = {"finite": critical, "trained": trained}
-claim = pd.concat({(optimizer, reading): stability.claim_ratios(table, reading=reading).iloc[0]
-                   for reading in readings for optimizer, table in tables.items()}, axis=1).T
-claim = claim.rename(columns={"beta_c0": "β_c(0)", "max_beta_c": "max β_c(α), α > 0", "at_alpha": "at α"})
-finite_above = {}
-for optimizer, table in tables.items():
-    limit = np.nan_to_num(trained[optimizer][0.0], nan=0.0)
-    finite_above[optimizer] = table[~table.diverged & (table.alpha > 0) & (table.beta > limit)]
-claim["finite runs, α > 0, above the trained β_c(0)"] = [len(finite_above[o]) for o, _ in claim.index]
-claim["of them collapsed"] = [int(finite_above[o].collapsed.sum()) for o, _ in claim.index]
+claim = stability.claim_table(tables)
 claim
 
 # %% [markdown]
 # Neither reading asks whether a run learned anything. Per α, beside the two readings, the
 # largest β whose run reached a query accuracy after adaptation of at least 50 % (chance: 20 %)
-# on the last meta-batch. At α = 0 there is none by construction: without inner steps the
-# shuffled labels cannot be predicted.
+# on the last meta-batch (the column "learned"). At α = 0 there is none by construction:
+# without inner steps the shuffled labels cannot be predicted.
 
 # %%
-LEARNED = 0.5  # query accuracy after adaptation that counts as having learned (chance is 0.2)
-learned = {optimizer: table[~table.diverged & (table.query_accuracy >= LEARNED)].groupby("alpha")["beta"].max()
-           .reindex(critical[optimizer].index) for optimizer, table in tables.items()}
-columns = {"finite": critical, "trained": trained, f"accuracy ≥ {LEARNED:.0%}": learned}
-per_alpha = pd.concat({(optimizer, reading): values[optimizer]
-                       for optimizer in tables for reading, values in columns.items()}, axis=1)
-per_alpha.index.name = "α"
+per_alpha = stability.beta_c_per_alpha(tables)
 per_alpha
 
+# %% [markdown]
+# The same per-α numbers as a figure: one line per optimizer and reading over α > 0, with each
+# optimizer's finite β_c(0) as a dashed line. The claim holds in a reading where that reading's
+# line rises above its optimizer's dashed line near the largest α that still trains.
+
 # %%
-fig, ax = plt.subplots(figsize=(4.2, 2.8))
-lines = [("sgd", "finite", "SGD, finite", "C0", "o", "-"), ("sgd", "trained", "SGD, trained", "C0", "x", ":"),
-         ("adam", "finite", "Adam, finite", "C1", "s", "-"), ("adam", "trained", "Adam, trained", "C1", "+", ":"),
-         ("sgd", "learned", f"SGD, accuracy ≥ {LEARNED:.0%}", "C2", "^", "--")]
-for optimizer, reading, name, colour, marker, style in lines:
-    bc = {**readings, "learned": learned}[reading][optimizer]
-    inner = bc[bc.index > 0]
-    ax.plot(inner.index, inner.to_numpy(), color=colour, marker=marker, markersize=3, linewidth=0.9,
-            linestyle=style, label=f"measured, {name}")
-for optimizer, name, colour in [("sgd", "SGD", "C0"), ("adam", "Adam", "C1")]:
-    if not np.isnan(critical[optimizer][0.0]):
-        plotting.beta_line(ax, critical[optimizer][0.0], label=f"finite at α = 0, {name}", color=colour,
-                           linewidth=0.8)
-ax.set_xscale("log")
-ax.set_yscale("log")
-ax.set_xlim(alphas[0] / 2, alphas[-1] * 2)
-ax.set_ylim(betas[0] / 2, betas[-1] * 2)
-ax.set_xlabel("inner learning rate α")
-ax.set_ylabel("largest β of the reading, β_c(α)")
-ax.set_title("Omniglot: measured β_c(α)")
-ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, fontsize="x-small", frameon=False)
+fig = plotting.beta_critical_figure(per_alpha, betas, title="Omniglot: measured β_c(α)")
 plotting.save(fig, "fig4b_measured_beta_critical", out_dir)
 
 # %% [markdown]
-# The numbers the README quotes are written beside the figures, to `fig4b_omniglot.json`
-# (NaN, and a censored bound, is written as `null`).
+# The numbers the README quotes are written beside the figures, to `04_omniglot.json` (NaN,
+# and a censored bound, is written as `null`): the setting, the search's settings and verdicts,
+# and per optimizer the claim table's rows with β_c(α) in both readings and the "learned" β.
+# The measured maps go to `maps/04_omniglot.json`, from which notebook 06 reads them.
 
 # %%
 result = {
@@ -350,33 +290,17 @@ result = {
                          "training_classes": problem.spec["classes"]},
                 "alphas": [0.0, *map(float, alphas)], "betas": list(map(float, betas))},
     "search": search,
-    "boundary": boundary.report(searched), "search_seconds": round(search_seconds, 1),
+    "boundary": boundary.report(searched), "search_seconds": round(seconds["boundary search"], 1),
     "readings": {"finite": "largest beta whose run stayed finite (the paper's reading)",
                  "trained": "largest beta whose run was neither unstable (non-finite, or ended above its starting "
                             "loss) nor collapsed to one predicted class",
                  "learned": "largest beta whose run reached the given query accuracy after adaptation (no ratio: "
                             "alpha = 0 cannot learn shuffled labels)"},
+    **stability.claim_results(tables),
 }
-for optimizer, table in tables.items():
-    entry = {"runs": len(table), "diverged": int(table.diverged.sum()), "collapsed": int(table.collapsed.sum()),
-             "best_query_accuracy": plain(table.query_accuracy.max())}
-    for reading, values in readings.items():
-        row = claim.loc[(optimizer, reading)]
-        entry[reading] = {"beta_c_at_alpha_0": plain(row["β_c(0)"]), "max_beta_c": plain(row["max β_c(α), α > 0"]),
-                          "at_alpha": plain(row["at α"]), "ratio": plain(row["ratio"]), "ratio_is": row["ratio_is"],
-                          "beta_c": {f"{a:g}": plain(b) for a, b in values[optimizer].items()}}
-    entry["learned"] = {"query_accuracy_at_least": LEARNED,
-                        "beta_c": {f"{a:g}": plain(b) for a, b in learned[optimizer].items()}}
-    entry["finite_above_trained_beta_c0"] = len(finite_above[optimizer])
-    entry["collapsed_above_trained_beta_c0"] = int(finite_above[optimizer].collapsed.sum())
-    result[optimizer] = entry
-runtime.write_results("fig4b_omniglot", plain(result), out_dir)
-# The measured maps, for 06_guideline.
-runtime.write_results("04_omniglot", {"notebook": "04_omniglot", "profile": profile, "series": {
-    f"second-{optimizer}": stability.export_map(t, problem=problem.name, spec=problem.spec, variant="second", optimizer=optimizer,
-                                                iterations=iterations, steps=STEPS, dtype=dtype, seed_is="θ0, tasks")
-    for optimizer, t in tables.items()}}, out_dir / "maps")
-pd.DataFrame({o: {r: f"{result[o][r]['ratio']} ({result[o][r]['ratio_is']})" for r in readings} for o in tables})
+runtime.write_results("04_omniglot", runtime.plain(result), out_dir)
+stability.write_maps("04_omniglot", tables, problem, out_dir / "maps", profile=profile, variant="second",
+                     iterations=iterations, steps=STEPS, dtype=dtype, seed_is="θ0, tasks")
 
 # %% [markdown]
 # ## Checks on what the runs must show
@@ -402,9 +326,9 @@ for optimizer, table in tables.items():
     assert table.query_accuracy[~table.diverged].between(0, 1).all(), optimizer
 if profile != "smoke":
     for optimizer, table in tables.items():
-        assert not (table.query_accuracy[table.alpha == 0] >= LEARNED).any(), (optimizer, table[table.alpha == 0])
+        assert not (table.query_accuracy[table.alpha == 0] >= stability.LEARNED_ACCURACY).any(), optimizer
     sgd = tables["sgd"]
-    assert sgd.query_accuracy[sgd.alpha > 0].max() >= LEARNED, sgd
+    assert sgd.query_accuracy[sgd.alpha > 0].max() >= stability.LEARNED_ACCURACY, sgd
     top = sgd[sgd.beta == betas[-1]]
     assert (top.diverged | (top.query_accuracy < 0.3)).all(), top
     assert not (claim.loc[("adam", "finite"), "ratio"] > 1.0), claim
@@ -459,4 +383,4 @@ if profile != "smoke":
 # paper's setting with the search at 8 α (a GPU job); it has not been run here.
 
 # %%
-pd.Series({"both sweeps": sweep_seconds, "boundary search": search_seconds}, name="seconds").round(1)
+pd.Series(seconds, name="seconds").round(1)

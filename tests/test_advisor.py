@@ -6,15 +6,17 @@ the i-th eigenvector is c(λ_i, α) of its model (first/simplified λ(1 − αλ
 """
 from __future__ import annotations
 
+import json
 import re
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
 
-from mamlpaper import advisor, diagnostics, hessian, maml, models, tasks
+from mamlpaper import advisor, diagnostics, hessian, maml, models, stability, tasks
 from mamlpaper.fewshot.conv4 import cross_entropy
 from mamlpaper.tasks import Tasks
 
@@ -271,3 +273,105 @@ def test_direct_at_the_recommendation_only_recommends_the_same_and_float32_agree
     np.testing.assert_allclose(once.table["beta_c_tasks"], full.table["beta_c_tasks"], rtol=1e-12)
     single = advisor.advise(model, batch, alphas=alphas, k=3, tol=1e-4, dtype="float32")
     np.testing.assert_allclose(single.table["lambda_max_direct"], full.table["lambda_max_direct"], rtol=1e-3)
+
+
+@pytest.mark.parametrize("variant,steps", [("second", 1), ("first", 2)])
+def test_meta_lambda_max_at_any_theta_is_the_largest_model_curvature(variant, steps, mlp_setting):
+    """On a quadratic λ_max is max_i c(λ_i, α) wherever θ is (d = 9, so Lanczos); on the MLP a budget
+    short of tol raises instead of returning a value below λ_max."""
+    model, batch, lam = linear_problem(8, n_points=30, seed=1)
+    loss, params = maml.functional_loss(model), maml.parameters_of(model)
+    moved = {k: p + 1.0 for k, p in params.items()}
+    alpha = 0.3 / lam[0]
+    expected = closed_form_curvature(lam, [alpha], variant, steps).max()
+    for theta in (params, moved):
+        got = advisor.meta_lambda_max(loss, theta, batch, alpha, variant=variant, steps=steps, seed=3)
+        assert got == pytest.approx(expected, rel=1e-7)
+    mlp, mlp_batch = mlp_setting
+    with pytest.raises(hessian.NotConverged, match=r"alpha=0\.05 stopped at max_products=2 "):
+        advisor.meta_lambda_max(maml.functional_loss(mlp), maml.parameters_of(mlp), mlp_batch, 0.05, max_products=2)
+
+
+def synthetic_advice(direct_calls):
+    """An Advice whose answers are known: one eigenvalue per spectrum (tasks 4, mean 2), simplified
+    model, so β_c = 2/(λ − αλ²); the direct estimator's table says 7 at α = 0.05 and NaN (not run)
+    at α = 0.1, and run anywhere else it finds λ_max = 4."""
+    def lambda_max(alphas):
+        direct_calls.append(np.array(alphas))
+        return np.full(np.shape(alphas), 4.0)
+
+    table = pd.DataFrame({"alpha": [0.05, 0.1], "beta_c_tasks": np.nan, "beta_c_mean": np.nan,
+                          "beta_c_direct": [7.0, np.nan], "lambda_max_direct": [2 / 7, np.nan]})
+    return advisor.Advice(variant="simplified", steps=1, model="simplified", safety=0.5,
+                          tasks_spectrum=hessian.Spectrum(np.array([4.0]), 4.0, 0.0),
+                          mean_spectrum=hessian.Spectrum(np.array([2.0]), 2.0, 0.0), alpha_critical=0.25,
+                          alpha_max=0.25, alpha=0.125, beta=0.5, table=table, _direct=lambda_max)
+
+
+def synthetic_map():
+    """α ∈ {0, 0.05, 0.1}, β ∈ {0.25, 0.5, 1, 2}, seeds 0 and 1. Seed 0, trained reading: β_c(0) = 0.5
+    (β = 1 ended above its start), at 0.05 every β trained (≥ 2, censored above), at 0.1 none did
+    (below the grid, NaN). Finite reading: β = 2 diverged at α = 0 and 0.1, so β_c = 1 there and ≥ 2
+    at 0.05. Seed 1: all stable."""
+    rows = []
+    for seed in (0, 1):
+        for alpha in (0.0, 0.05, 0.1):
+            for beta in (0.25, 0.5, 1.0, 2.0):
+                unstable = seed == 0 and ((alpha == 0.0 and beta >= 1.0) or alpha == 0.1)
+                diverged = seed == 0 and beta == 2.0 and alpha != 0.05
+                rows.append({"seed": seed, "alpha": alpha, "beta": beta, "diverged": diverged,
+                             "unstable": unstable or diverged, "collapsed": False,
+                             "loss_final": np.nan if diverged else 1.0})
+    table = pd.DataFrame(rows)
+    exported = stability.export_map(table, problem="synthetic", variant="simplified", optimizer="sgd", steps=1)
+    return stability.import_map(json.loads(json.dumps(exported)))
+
+
+def test_score_puts_each_estimator_beside_the_reading_and_keeps_censored_ones_bounds():
+    calls = []
+    advice, measured = synthetic_advice(calls), synthetic_map()
+    got = advisor.score(advice, measured)
+    assert list(got.columns) == ["seed", "reading", "alpha", "measured", "censored", "estimator", "predicted",
+                                 "ratio", "within_2x"]
+    assert (got["seed"] == 0).all() and len(got) == 2 * 3 * 3
+    trained = got[got.reading == "trained"].set_index(["alpha", "estimator"])
+    nan = np.nan
+    expected = {  # (α, estimator): measured, censored, predicted, ratio, within 2×
+        (0.0, "tasks"): (0.5, "", 0.5, 1.0, True),  # bracket [0.5, 1), widened [0.25, 2)
+        (0.0, "mean"): (0.5, "", 1.0, 2.0, True),
+        (0.0, "direct"): (0.5, "", 0.5, 1.0, True),  # not in the advice's table: run
+        (0.05, "tasks"): (2.0, "above", 2 / (4 - 0.05 * 16), nan, False),  # β_c ≥ 2: 0.625 is below half of it
+        (0.05, "mean"): (2.0, "above", 2 / (2 - 0.05 * 4), nan, True),  # 1.11 ≥ 2/2
+        (0.05, "direct"): (2.0, "above", 7.0, nan, True),  # read from the table, no bound above
+        (0.1, "tasks"): (nan, "below", 2 / (4 - 0.1 * 16), nan, False),  # β_c < 0.25: 0.83 > 2 × 0.25
+        (0.1, "mean"): (nan, "below", 2 / (2 - 0.1 * 4), nan, False),
+        (0.1, "direct"): (nan, "below", nan, nan, False),  # not run at the table's α: NaN, never within
+    }
+    for key, (measured_value, censored, predicted, ratio, within) in expected.items():
+        row = trained.loc[key]
+        np.testing.assert_allclose([row.measured, row.predicted, row.ratio], [measured_value, predicted, ratio],
+                                   rtol=1e-12, err_msg=str(key))
+        assert (row.censored, bool(row.within_2x)) == (censored, within), key
+    finite = got[got.reading == "finite"].set_index(["alpha", "estimator"])
+    assert finite.loc[(0.0, "mean"), ["measured", "censored", "ratio"]].tolist() == [1.0, "", 1.0]
+    assert finite.loc[(0.1, "tasks"), ["measured", "censored"]].tolist() == [1.0, ""]
+    assert finite.loc[(0.05, "direct"), ["measured", "censored"]].tolist() == [2.0, "above"]
+    assert np.isnan(finite.loc[(0.05, "direct"), "ratio"])
+    assert [list(a) for a in calls] == [[0.0]], "the direct estimator runs only where the advice's table has no entry"
+
+
+def test_score_picks_the_seed_and_alphas_and_refuses_what_the_map_does_not_hold():
+    advice, measured = synthetic_advice([]), synthetic_map()
+    other = advisor.score(advice, measured, seed=1, alphas=[0.1])
+    assert (other["seed"] == 1).all() and (other["alpha"] == 0.1).all()
+    assert (other["measured"] == 2.0).all() and (other["censored"] == "above").all() and other["ratio"].isna().all()
+    np.testing.assert_allclose(advisor.predict(advice, [0.0, 0.05])[["tasks", "direct"]].to_numpy(),
+                               [[0.5, 0.5], [2 / 3.2, 7.0]], rtol=1e-12)
+    with pytest.raises(ValueError, match=r"^seed=7 is not allowed; seed must be one the map holds: 0, 1$"):
+        advisor.score(advice, measured, seed=7)
+    with pytest.raises(ValueError, match=r"^alphas=.* is not allowed; alphas must be a 1-d list of the map's own α$"):
+        advisor.score(advice, measured, alphas=[0.3])
+    with pytest.raises(ValueError, match=r"^measured=dict is not allowed"):
+        advisor.score(advice, {"second-sgd": measured})
+    with pytest.raises(ValueError, match=r"^advice=str is not allowed"):
+        advisor.predict("advice", [0.1])

@@ -43,7 +43,7 @@ def test_search_brackets_the_flip_point_at_the_resolution_and_censors_the_range_
         assert not call.duplicated(["alpha", "seed"]).any()
     assert len(calls) == found.runs["round"].max() <= 12
     assert rows["runs"].sum() == len(found.runs) == sum(map(len, calls))
-    ran = found.runs.assign(failed=sweep.failed(found.runs)).groupby(["alpha", "seed"])
+    ran = found.runs.assign(failed=stability.failed(found.runs)).groupby(["alpha", "seed"])
     assert (rows["gradients"] == ran.apply(lambda r: (np.where(r.failed, 4, 8)).sum())).all()
 
 
@@ -218,3 +218,42 @@ def test_claims_run_one_search_per_optimizer_from_its_own_start(monkeypatch):
     assert boundary.for_optimizer(settings, "adam")["start"] == 0.5
     with pytest.raises(ValueError, match="^settings=dict with keys"):
         boundary.claims(problems.sinusoid(0, n_tasks=2), {**settings, "extra": 1})
+
+
+def test_search_cost_sets_the_search_per_alpha_and_seed_against_the_grid():
+    intervals = pd.DataFrame({"alpha": [0.0, 0.0, 0.1, 0.1], "seed": [0, 1, 0, 1], "beta_lo": [1.0, 1.0, 2.0, 4.0],
+                              "beta_hi": [1.1, 1.2, 2.2, 8.0], "censored": ["", "", "", ""],
+                              "resolved": [True, True, True, False], "runs": [4, 5, 6, 3],
+                              "gradients": [40, 50, 60, 30]})
+    claim = boundary.Claim(boundary.Boundary(intervals, pd.DataFrame(), "finite"), pd.DataFrame(), {})
+    grid = pd.DataFrame([{"alpha": a, "beta": b, "seed": s, "diverged": at is not None, "iterations": 9,
+                          "diverged_at": at}
+                         for a in (0.0, 0.1, 1.0) for s in (0, 1)
+                         for b, at in ((1.0, None), (2.0, None), (4.0, 2 if a == 0 else None))])
+    grid["diverged_at"] = grid["diverged_at"].astype("Int64")
+    cost = boundary.search_cost({"sgd": claim}, {"sgd": grid})["sgd"]
+    assert (cost["search: runs"], cost["search: meta-gradients"]) == (4.5, 45.0)
+    assert cost["search: resolution"] == pytest.approx(1.15) and cost["search: brackets resolved"] == "3 of 4"
+    assert cost["grid: runs"] == 3 and cost["grid: resolution"] == 2.0
+    # per (α, seed) over the searched α only: α = 0 computes 10 + 10 + 3, α = 0.1 computes 10 + 10 + 10
+    assert cost["grid: meta-gradients"] == pytest.approx((23 * 2 + 30 * 2) / 4)
+    with pytest.raises(ValueError, match="^tables=dict is not allowed"):
+        boundary.search_cost({"sgd": claim}, {"adam": grid})
+
+
+def test_recorded_perturbations_are_shown_only_for_the_search_they_checked(tmp_path):
+    import json
+
+    settings = {"alphas": [0.0, 0.1], "seeds": [0, 1], "optimizer": "sgd", "problem": {"family": "sinusoid"}}
+    record = {"settings": settings, "machine": "cpu", "date": "today",
+              "table": {"search": ["as given", "float64"], "changed outcome": [0, 3], "verdict": ["undecided"] * 2}}
+    path = tmp_path / "record.json"
+    path.write_text(json.dumps(record))
+    table, said = boundary.recorded_perturbations(path, settings)
+    assert table.loc["float64", "changed outcome"] == 3 and said == "made on cpu, today"
+    table, said = boundary.recorded_perturbations(path, {**settings, "seeds": [0, 1, 2], "dtype": "float32"})
+    assert table is None and "other settings (dtype, seeds)" in said
+    table, said = boundary.recorded_perturbations(tmp_path / "none.json", settings)
+    assert table is None and "does not exist" in said
+    with pytest.raises(ValueError, match="^settings=list is not allowed"):
+        boundary.recorded_perturbations(path, [settings])

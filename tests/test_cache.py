@@ -1,16 +1,19 @@
-"""The sweep cache misses on every change that could change a result, and never reads a damaged chunk."""
+"""The sweep cache misses on every change that could change a result, refuses what it cannot name,
+and never reads a damaged chunk."""
 import copy
 import functools
+import dataclasses
+import hashlib
+import importlib.util
 import io
 import json
+import math
 import os
 import pickle
 import platform
 import shutil
-import subprocess
 import sys
 import textwrap
-import threading
 import types
 import warnings
 import zipfile
@@ -21,7 +24,28 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mamlpaper import cache
+from mamlpaper import cache, maml, models, sweep
+from mamlpaper.metaproblem import MetaProblem, output_spread
+from mamlpaper.tasks import Tasks
+
+
+def user_module(tmp_path, monkeypatch, source, name="user_code"):
+    """A module imported from a file of ``source``: code beside a notebook, hashed by content."""
+    path = tmp_path / f"{name}.py"
+    path.write_text(textwrap.dedent(source))
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def cell_module(monkeypatch, source):
+    """A module without a file or distribution: the cells of a notebook."""
+    module = types.ModuleType("notebook_cells")
+    exec(textwrap.dedent(source), module.__dict__)
+    monkeypatch.setitem(sys.modules, "notebook_cells", module)
+    return module
 
 
 # ---------------------------------------------------------------- model_identity
@@ -44,6 +68,13 @@ def test_relu_to_tanh_with_identical_values_misses():
     relu, tanh = sequential(nn.ReLU), sequential(nn.Tanh)
     assert all(torch.equal(a, b) for a, b in zip(relu.parameters(), tanh.parameters()))
     assert cache.model_identity(relu) != cache.model_identity(tanh)
+
+
+def test_a_changed_layer_setting_held_in_a_tuple_misses():
+    """A convolution's stride is in its repr, not in its parameters or plain attributes."""
+    one, two = nn.Conv2d(1, 1, 3, stride=1), nn.Conv2d(1, 1, 3, stride=2)
+    two.load_state_dict(one.state_dict())
+    assert cache.model_identity(one) != cache.model_identity(two)
 
 
 def test_a_changed_parameter_value_misses():
@@ -75,8 +106,9 @@ def test_a_changed_parameter_name_misses():
     assert cache.model_identity(Scaled("w")) != cache.model_identity(Scaled("v"))
 
 
-def test_a_changed_plain_attribute_misses():
+def test_a_changed_plain_attribute_or_training_mode_misses():
     assert cache.model_identity(Scaled(scale=1.0)) != cache.model_identity(Scaled(scale=2.0))
+    assert cache.model_identity(Scaled().eval()) != cache.model_identity(Scaled())
 
 
 def test_a_changed_buffer_misses():
@@ -88,25 +120,32 @@ def test_a_changed_buffer_misses():
     assert cache.model_identity(model) == before
 
 
-def layer_class(body):
-    """A user-defined layer whose forward is ``body``; same name, same repr, same (no) parameters."""
-    namespace = {"torch": torch, "nn": nn}
-    exec(textwrap.dedent(f"""
-        class Act(nn.Module):
-            def forward(self, x):
-                return {body}
-    """), namespace)
-    return namespace["Act"]
+LAYER = """
+    import torch
+    from torch import nn
+
+    class Act(nn.Module):
+        def forward(self, x):
+            return {body}
+"""
 
 
-def test_a_changed_forward_of_a_user_layer_misses():
-    relu, tanh = layer_class("torch.relu(x)"), layer_class("torch.tanh(x)")
-    a = nn.Sequential(nn.Linear(1, 2), relu())
-    b = copy.deepcopy(a)
-    b[1] = tanh()
-    assert repr(a) == repr(b)
-    assert cache.model_identity(a) != cache.model_identity(b)
-    assert cache.model_identity(a) == cache.model_identity(nn.Sequential(copy.deepcopy(a[0]), relu()))
+def test_a_changed_forward_of_a_user_layer_in_a_file_misses(tmp_path, monkeypatch):
+    linear = nn.Linear(1, 2)
+    relu = user_module(tmp_path, monkeypatch, LAYER.format(body="torch.relu(x)"))
+    before = cache.model_identity(nn.Sequential(linear, relu.Act()))
+    assert before["layers"]["1"][0].startswith("user_code.Act sha256:")
+    tanh = user_module(tmp_path, monkeypatch, LAYER.format(body="torch.tanh(x)"))
+    assert repr(relu.Act()) == repr(tanh.Act())
+    assert cache.model_identity(nn.Sequential(linear, tanh.Act())) != before
+
+
+def test_a_layer_without_an_importable_name_needs_the_cache_token(monkeypatch):
+    cells = cell_module(monkeypatch, LAYER.format(body="torch.relu(x)"))
+    model = nn.Sequential(nn.Linear(1, 2), cells.Act())
+    with pytest.raises(ValueError, match=r"^model layer=<class 'notebook_cells.Act'> is not allowed; .*cache_token$"):
+        cache.model_identity(model)
+    assert cache.model_identity(model, "relu layer v1")["layers"]["1"][0] == "token:relu layer v1"
 
 
 def test_tied_parameters_differ_from_equal_untied_ones():
@@ -123,134 +162,173 @@ def test_model_identity_refuses_a_non_module():
         cache.model_identity({})
 
 
-# ---------------------------------------------------------------- callable_identity
+# ---------------------------------------------------------------- callable_name
 
-def scaled_mse(scale):
+def scaled_mse(prediction, target):
+    return 2.0 * ((prediction - target) ** 2).mean()
+
+
+def test_package_code_is_named_alone_and_library_code_with_its_version():
+    """The package's code is in the key through code_digest(), the standard library's through versions()."""
+    assert cache.callable_name(maml.mse, "criterion") == "mamlpaper.maml.mse"
+    assert cache.callable_name(F.mse_loss, "criterion") == f"torch.nn.functional.mse_loss@{torch.__version__}"
+    assert cache.callable_name(math.hypot, "criterion") == "math.hypot"
+
+
+def test_code_in_a_file_is_named_with_its_content(tmp_path, monkeypatch):
+    source = "def criterion(p, y):\n    return ((p - y) ** {power}).mean()\n"
+    before = cache.callable_name(user_module(tmp_path, monkeypatch, source.format(power=2)).criterion, "criterion")
+    sha = hashlib.sha256(source.format(power=2).encode()).hexdigest()
+    assert before == f"user_code.criterion sha256:{sha}"
+    after = cache.callable_name(user_module(tmp_path, monkeypatch, source.format(power=4)).criterion, "criterion")
+    assert after != before
+
+
+def test_a_name_is_verified_to_import_back_to_the_same_object():
+    impostor = types.FunctionType(scaled_mse.__code__, scaled_mse.__globals__, "mse")
+    impostor.__module__, impostor.__qualname__ = "mamlpaper.maml", "mse"
+    with pytest.raises(ValueError, match="^criterion=<function mse at .* is not allowed"):
+        cache.callable_name(impostor, "criterion")
+
+
+def closure(scale):
     return lambda p, y: scale * ((p - y) ** 2).mean()
 
 
-def with_default(scale):
-    def criterion(p, y, weight=scale):
-        return weight * ((p - y) ** 2).mean()
+def local_function():
+    def criterion(p, y):
+        return ((p - y) ** 2).mean()
     return criterion
 
 
-def test_lambdas_with_different_bodies_differ():
-    a = lambda p, y: ((p - y) ** 2).mean()  # noqa: E731
-    b = lambda p, y: (p - y).abs().mean()  # noqa: E731
-    assert cache.callable_identity(a) != cache.callable_identity(b)
+UNNAMEABLE = {
+    "lambda": lambda p, y: ((p - y) ** 2).mean(),
+    "closure": closure(2.0),
+    "local function": local_function(),
+    "callable object": nn.MSELoss(),
+    "bound method": nn.MSELoss().forward,
+    "partial": functools.partial(F.mse_loss, reduction="sum"),
+}
 
 
-def test_the_same_function_has_one_identity():
-    assert cache.callable_identity(scaled_mse) == cache.callable_identity(scaled_mse)
-    assert cache.callable_identity(scaled_mse(2.0)) == cache.callable_identity(scaled_mse(2.0))
-    assert cache.callable_identity(scaled_mse(2.0)).startswith("content:")
+@pytest.mark.parametrize("kind", list(UNNAMEABLE))
+def test_a_callable_without_an_importable_name_is_refused_in_one_line(kind):
+    with pytest.raises(ValueError, match=r"^readout\.compute=.* is not allowed; the sweep cache names it by "
+                                         r"module\.qualname: pass a module-level function or class, or set "
+                                         r"MetaProblem\.cache_token$"):
+        cache.callable_name(UNNAMEABLE[kind], "readout.compute")
 
 
-def test_a_changed_closure_value_misses():
-    assert cache.callable_identity(scaled_mse(1.0)) != cache.callable_identity(scaled_mse(2.0))
-    assert cache.callable_identity(scaled_mse(torch.ones(3))) != cache.callable_identity(scaled_mse(torch.zeros(3)))
+def test_notebook_code_without_a_file_is_refused(monkeypatch):
+    cells = cell_module(monkeypatch, "def criterion(p, y):\n    return ((p - y) ** 2).mean()\n")
+    assert cells.criterion.__module__ == "notebook_cells" and sys.modules["notebook_cells"].criterion is cells.criterion
+    with pytest.raises(ValueError, match="^criterion=<function criterion at .* is not allowed"):
+        cache.callable_name(cells.criterion, "criterion")
 
 
-def test_a_changed_default_argument_misses():
-    assert cache.callable_identity(with_default(1.0)) != cache.callable_identity(with_default(2.0))
-
-
-def test_a_changed_module_global_misses():
-    """A notebook criterion that reads a constant typed in another cell."""
-    def criterion(p, y):
-        return SCALE * ((p - y) ** 2).mean()  # noqa: F821
-
-    def variant(scale):
-        return types.FunctionType(criterion.__code__, {"SCALE": scale, "__builtins__": __builtins__})
-
-    assert cache.callable_identity(variant(1.0)) == cache.callable_identity(variant(1.0))
-    assert cache.callable_identity(variant(1.0)) != cache.callable_identity(variant(2.0))
-
-
-def test_a_function_without_source_is_known_by_its_bytecode():
-    """A lambda typed at a plain REPL has no source; its compiled code still tells it apart."""
-    a = eval(compile("lambda p, y: (p - y) ** 2", "<stdin>", "eval"))
-    b = eval(compile("lambda p, y: (p - y) ** 4", "<stdin>", "eval"))
-    assert cache.callable_identity(a) != cache.callable_identity(b)
-
-
-def test_partials_differ_by_their_arguments():
-    mean, total = functools.partial(F.mse_loss, reduction="mean"), functools.partial(F.mse_loss, reduction="sum")
-    assert cache.callable_identity(mean) != cache.callable_identity(total)
-
-
-def test_library_functions_are_known_by_name():
-    """Their code is in the key through versions() and code_digest()."""
-    from mamlpaper.maml import mse
-
-    assert cache.callable_identity(F.mse_loss) == "name:torch.nn.functional.mse_loss"
-    assert cache.callable_identity(torch.tanh) == "name:torch.tanh"
-    assert cache.callable_identity(mse) == "name:mamlpaper.maml.mse"
-
-
-def test_a_loss_module_is_known_by_its_configuration():
-    assert cache.callable_identity(nn.MSELoss()) == cache.callable_identity(nn.MSELoss())
-    assert cache.callable_identity(nn.MSELoss()) != cache.callable_identity(nn.MSELoss(reduction="sum"))
-
-
-def test_cache_token_replaces_the_content():
-    assert cache.callable_identity(scaled_mse(1.0), cache_token="mse-v2") == "token:mse-v2"
-    assert cache.callable_identity(threading.Lock().acquire, cache_token="lock") == "token:lock"
-    with pytest.raises(ValueError, match="cache_token='' is not allowed"):
-        cache.callable_identity(scaled_mse(1.0), cache_token="")
-
-
-def test_an_unidentifiable_callable_asks_for_a_cache_token():
-    with pytest.raises(ValueError, match=r"criterion=<built-in method acquire.* pass cache_token='...' to the problem"):
-        cache.callable_identity(threading.Lock().acquire)
-    acquire = threading.Lock().acquire
-    with pytest.raises(ValueError, match="it reaches <built-in method acquire"):
-        cache.callable_identity(lambda p, y: acquire() and p)
+def test_the_cache_token_stands_for_what_has_no_name():
+    assert cache.callable_name(UNNAMEABLE["closure"], "criterion", "mse x2 v1") == "token:mse x2 v1"
+    assert cache.callable_name(maml.mse, "criterion", "mse x2 v1") == "mamlpaper.maml.mse"
 
 
 def test_a_non_callable_is_refused():
-    with pytest.raises(ValueError, match="criterion=int is not allowed; it must be callable"):
-        cache.callable_identity(3)
-    with pytest.raises(ValueError, match="sample_tasks=int is not allowed"):
-        cache.callable_identity(3, name="sample_tasks")
+    with pytest.raises(ValueError, match="^criterion=3 is not allowed; criterion must be callable"):
+        cache.callable_name(3, "criterion")
 
 
-class Weighted:
-    """A callable object: known by its class's code and its state."""
+# ---------------------------------------------------------------- the sweep's key
 
-    def __init__(self, weight):
-        self.weight = weight
-
-    def __call__(self, p, y):
-        return self.weight * ((p - y) ** 2).mean()
+def sample(generator):
+    xs, xq = (4 * torch.rand(2, 3, 1, generator=generator, dtype=torch.float64) - 2 for _ in range(2))
+    return Tasks(xs, torch.sin(xs), xq, torch.sin(xq))
 
 
-def test_a_callable_object_is_known_by_its_code_and_state():
-    assert cache.callable_identity(Weighted(1.0)) == cache.callable_identity(Weighted(1.0))
-    assert cache.callable_identity(Weighted(1.0)) != cache.callable_identity(Weighted(2.0))
-    assert cache.callable_identity(Weighted(torch.ones(2))) != cache.callable_identity(Weighted(torch.ones(3)))
+def other_sample(generator):
+    tasks = sample(generator)
+    return tasks._replace(y_query=2 * tasks.y_query)
 
 
-def test_identity_does_not_depend_on_the_hash_seed(tmp_path):
-    """Set literals compile to frozensets whose order follows PYTHONHASHSEED; the key must not."""
-    (tmp_path / "user_losses.py").write_text(textwrap.dedent("""
-        NAMES = {"alpha", "beta", "gamma", "delta"}
-        def criterion(p, y, kind="mse"):
-            if kind in {"mse", "l2", "square", "quadratic"} and NAMES:
-                return ((p - y) ** 2).mean()
-            return (p - y).abs().mean()
-    """))
-    script = "import user_losses; from mamlpaper import cache; print(cache.callable_identity(user_losses.criterion))"
-    outputs = set()
-    for seed in ("1", "2", "3"):
-        env = dict(os.environ, PYTHONHASHSEED=seed, PYTHONPATH=os.pathsep.join([str(tmp_path), *sys.path]))
-        outputs.add(subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
-                                   check=True).stdout)
-    assert len(outputs) == 1 and next(iter(outputs)).startswith("content:")
+def spread_twice(problem, params, tasks, alpha, steps):
+    return {"output_spread": 2 * output_spread(problem, params, tasks, alpha, steps)["output_spread"]}
 
 
-# ---------------------------------------------------------------- code_digest, versions, key_digest
+def mlp(activation="tanh"):
+    return models.mlp(torch.Generator().manual_seed(0), widths=(1, 3, 1), activation=activation).double()
+
+
+def sine(**changes):
+    return dataclasses.replace(MetaProblem("sine", mlp(), sample, spec={"seed": 0}), **changes)
+
+
+def key(p, **settings):
+    s = sweep._check_settings(**{"iterations": 2, "variant": "second", "optimizer": "sgd", "steps": 1, "seed": 0,
+                                 "dtype": "float64", "device": "cpu", "divergence_threshold": 1e8, **settings})
+    grid = np.array([0.1])
+    return sweep._cache_key(p, grid, grid, np.array([0]), None, s, 1)
+
+
+def nudged(p):
+    with torch.no_grad():
+        next(p.model.parameters()).view(-1)[0] += 1e-12
+    return p
+
+
+KEY_CHANGES = {
+    "spec": lambda: key(sine(spec={"seed": 1})),
+    "θ0": lambda: key(nudged(sine())),
+    "architecture (tanh -> relu, same θ0)": lambda: key(sine(model=mlp("relu"))),
+    "parameter dtype": lambda: key(sine(model=mlp().float())),
+    "first meta-batch": lambda: key(sine(sample_tasks=other_sample)),
+    "data identity": lambda: key(sine(data_identity="sha256:1234")),
+    "criterion name": lambda: key(sine(criterion=scaled_mse)),
+    "cache_token": lambda: key(sine(cache_token="v2")),
+    "readout name": lambda: key(sine(readout=sine().readout._replace(compute=spread_twice))),
+    "iterations": lambda: key(sine(), iterations=3),
+    "dtype": lambda: key(sine(), dtype="float32"),
+    "jitter": lambda: key(sine(), jitter=1e-7),
+}
+
+
+def test_an_identical_problem_has_an_identical_key():
+    assert key(sine()) == key(sine())
+
+
+@pytest.mark.parametrize("change", list(KEY_CHANGES))
+def test_every_change_to_what_a_result_depends_on_changes_the_key(change):
+    assert KEY_CHANGES[change]() != key(sine()), change
+
+
+@pytest.mark.parametrize("changed", ["code_digest", "versions"])
+def test_changed_package_code_or_libraries_change_the_key(monkeypatch, changed):
+    before = key(sine())
+    original = getattr(cache, changed)
+    monkeypatch.setattr(cache, changed, lambda: original() + "edited" if changed == "code_digest"
+                        else {**original(), "torch": "99.0"})
+    assert key(sine()) != before
+
+
+def test_a_sweep_with_an_unnameable_readout_is_refused_before_any_run(tmp_path, monkeypatch):
+    unnamed = sine(readout=sine().readout._replace(compute=lambda *args: output_spread(*args)))
+    runs = []
+    monkeypatch.setattr(sweep, "_run_chunk", lambda *args: runs.append(args))
+    with pytest.raises(ValueError, match=r"^readout\.compute=<function .* is not allowed; .*cache_token$"):
+        sweep.run_sweep(unnamed, [0.1], [0.1], iterations=2, cache_dir=tmp_path, progress=False)
+    assert runs == [] and list(tmp_path.iterdir()) == []
+
+
+def test_a_cache_token_lets_an_unnameable_criterion_be_cached(tmp_path):
+    mse = closure(1.0)
+    tokened = sine(criterion=mse, cache_token="plain mse v1")
+    first = sweep.run_sweep(tokened, [0.1], [0.1], iterations=2, cache_dir=tmp_path, progress=False)
+    (folder,) = tmp_path.iterdir()
+    stored = json.loads((folder / "key.json").read_text())
+    assert stored["criterion"] == "token:plain mse v1" and stored["cache_token"] == "plain mse v1"
+    again = sweep.run_sweep(tokened, [0.1], [0.1], iterations=2, cache_dir=tmp_path, progress=False)
+    assert list(tmp_path.iterdir()) == [folder]
+    np.testing.assert_array_equal(first.loss_final, again.loss_final)
+
+
+# ---------------------------------------------------------------- code_digest, versions, the key's folder
 
 def package_copy(tmp_path):
     root = tmp_path / "mamlpaper"
@@ -290,23 +368,27 @@ def test_versions_name_the_libraries_whose_code_is_keyed_by_name():
                                 "numpy": np.__version__}
 
 
-def test_key_digest_is_canonical_and_sees_every_array_element():
-    assert cache.key_digest({"a": 1, "b": [1.5, "x"]}) == cache.key_digest({"b": [1.5, "x"], "a": 1})
-    assert cache.key_digest({"a": 1}) != cache.key_digest({"a": 2})
+def folder(tmp_path, key):
+    return cache.ChunkCache(tmp_path, key, label="k").folder.name
+
+
+def test_the_key_folder_is_canonical_and_sees_every_array_element(tmp_path):
+    assert folder(tmp_path, {"a": 1, "b": [1.5, "x"]}) == folder(tmp_path, {"b": [1.5, "x"], "a": 1})
+    assert folder(tmp_path, {"a": 1}) != folder(tmp_path, {"a": 2})
     big = np.zeros(10_000)
     changed = big.copy()
     changed[5_000] = 1  # str() of both prints the same elided text
     assert str(big) == str(changed)
-    assert cache.key_digest({"data": big}) != cache.key_digest({"data": changed})
+    assert folder(tmp_path, {"data": big}) != folder(tmp_path, {"data": changed})
     single, double = torch.zeros(3, dtype=torch.float32), torch.zeros(3, dtype=torch.float64)
-    assert cache.key_digest({"data": single}) != cache.key_digest({"data": double})
+    assert folder(tmp_path, {"data": single}) != folder(tmp_path, {"data": double})
 
 
-def test_key_digest_refuses_what_json_cannot_order():
+def test_a_key_json_cannot_order_is_refused(tmp_path):
     with pytest.raises(ValueError, match="key=list is not allowed"):
-        cache.key_digest([1])
+        cache.ChunkCache(tmp_path, [1], label="k")
     with pytest.raises(ValueError, match="JSON-serialisable"):
-        cache.key_digest({"spec": {1: "a", "b": 2}})
+        cache.ChunkCache(tmp_path, {"spec": {1: "a", "b": 2}}, label="k")
 
 
 def test_tensor_digest_sees_dtype_shape_and_every_byte():
@@ -338,7 +420,8 @@ def load_quietly(store, i=0, rows=3, fields=FIELDS):
 
 def test_chunks_round_trip(tmp_path):
     store = cache.ChunkCache(tmp_path, KEY, label="sine-second-sgd")
-    assert store.folder == tmp_path / f"sine-second-sgd-{cache.key_digest(KEY)}"
+    canonical = json.dumps(KEY, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert store.folder == tmp_path / f"sine-second-sgd-{hashlib.sha256(canonical.encode()).hexdigest()[:20]}"
     assert load_quietly(store) is None
     store.save(0, chunk())
     loaded = load_quietly(store)

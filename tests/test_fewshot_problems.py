@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from mamlpaper import maml, problems, sweep
+from mamlpaper import maml, metaproblem, problems, sweep
 from mamlpaper.fewshot import conv4, episodes, readout
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -18,7 +18,7 @@ def tiny_problem(seed=0, classes=7):
     images = torch.randint(0, 256, (classes, 6, 28, 28), generator=g, dtype=torch.uint8).numpy()
     sampler = episodes.EpisodeSampler(images, ways=3, shots=1, queries=2, tasks_per_batch=2, dtype=torch.float64)
     model = conv4.conv4(torch.Generator().manual_seed(seed), 3, filters=4).double()
-    return sweep.MetaProblem("tiny", model, sampler, criterion=conv4.cross_entropy, readout=readout.ADAPTED_ACCURACY)
+    return metaproblem.MetaProblem("tiny", model, sampler, criterion=conv4.cross_entropy, readout=readout.ADAPTED_ACCURACY)
 
 
 def test_adapted_accuracy_is_the_query_accuracy_after_the_inner_steps():

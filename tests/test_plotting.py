@@ -329,3 +329,147 @@ def test_save_rejects_bad_names(fig_ax, tmp_path, name):
         plotting.save(fig_ax[0], name, tmp_path)
     assert "\n" not in str(err.value)
     assert os.listdir(tmp_path) == []
+
+
+# ---- notebook figures: the maps with their overlays, β_c(α), Fig. 1, Fig. 5 -------------------
+
+
+def sweep_table(seeds=(0,)):
+    """A run_sweep-like table on α ∈ {0, 0.1, 1} × β ∈ {1, 3, 10}: α = 0 finite up to 3, α = 0.1 finite
+    everywhere (collapsed at 10), α = 1 diverged from 3 up; losses 1 + α + β/100, the same per seed."""
+    import pandas as pd
+
+    rows = []
+    for seed in seeds:
+        for alpha in (0.0, 0.1, 1.0):
+            for beta in (1.0, 3.0, 10.0):
+                diverged = (alpha == 0 and beta == 10) or (alpha == 1 and beta > 1)
+                rows.append({"alpha": alpha, "beta": beta, "seed": seed, "diverged": diverged, "unstable": diverged,
+                             "collapsed": alpha == 0.1 and beta == 10,
+                             "loss_final": np.nan if diverged else 1 + alpha + beta / 100})
+    return pd.DataFrame(rows)
+
+
+def close_after(fig):
+    plt.close(fig)
+    return fig
+
+
+def test_legend_below_only_when_something_is_labelled(fig_ax):
+    _, ax = fig_ax
+    assert plotting.legend_below(ax) is None and ax.get_legend() is None
+    ax.plot([1, 2], label="a")
+    ax.plot([1, 2], label="_hidden")
+    legend = plotting.legend_below(ax, ncol=3, anchor=(1.1, -0.2))
+    assert ax.get_legend() is legend and [t.get_text() for t in legend.get_texts()] == ["a"]
+    assert legend._ncols == 3 and not legend.get_frame_on()
+    with pytest.raises(ValueError, match="^ncol=0 is not allowed"):
+        plotting.legend_below(ax, ncol=0)
+    with pytest.raises(ValueError, match="^anchor="):
+        plotting.legend_below(ax, anchor=(0.5,))
+
+
+@pytest.mark.parametrize("seeds, label", [((0,), "training loss at the end"),
+                                           ((0, 1, 2), "median training loss at the end")])
+def test_loss_map_draws_alpha_above_zero_with_diverged_cells_blank_and_collapsed_ones_marked(seeds, label):
+    with matplotlib.rc_context():
+        plotting.use_style()
+        fig, ax = plotting.loss_map(sweep_table(seeds), title="t", collapsed_label="collapsed")
+    close_after(fig)
+    (mesh,) = [c for c in ax.collections if hasattr(c, "get_array") and c.get_array() is not None
+               and c.get_array().ndim == 2]
+    values = mesh.get_array()  # rows β (1, 3, 10), columns α (0.1, 1): α = 0 has no cell
+    assert values.shape == (3, 2)
+    np.testing.assert_allclose(values[:, 0], [1.11, 1.13, 1.2])
+    assert values.mask[:, 1].tolist() == [False, True, True] and values[0, 1] == pytest.approx(2.01)
+    (marks,) = [c for c in ax.collections if c.get_label() == "collapsed"]
+    np.testing.assert_allclose(marks.get_offsets(), [[0.1, 10.0]])
+    assert fig.axes[1].get_ylabel() == label and ax.get_title() == "t"
+    with pytest.raises(ValueError, match="^table=DataFrame is not allowed"):
+        plotting.loss_map(sweep_table()[lambda t: t.alpha == 0], title="t", collapsed_label="c")
+
+
+def test_alpha_zero_line_sits_on_the_edge_above_the_largest_finite_beta(fig_ax):
+    _, ax = fig_ax
+    line = plotting.alpha_zero_line(ax, sweep_table())
+    edge = plotting.grid_edges([1.0, 3.0, 10.0])[2]  # between 3, which held, and 10, which diverged
+    np.testing.assert_allclose(line.get_ydata(), [edge, edge])
+    assert line.get_label() == "α = 0 diverges above β = 3" and line.get_color() == "white"
+    never = sweep_table().assign(diverged=False)
+    assert plotting.alpha_zero_line(ax, never) is None  # nothing failed at α = 0: no such β in the grid
+    always = sweep_table().assign(diverged=True)
+    assert plotting.alpha_zero_line(ax, always) is None
+    with pytest.raises(ValueError, match="^table=DataFrame is not allowed; table must be one seed's sweep"):
+        plotting.alpha_zero_line(ax, sweep_table((0, 1)))
+
+
+def test_classifier_map_adds_the_alpha_zero_line_and_the_searched_band():
+    import pandas as pd
+
+    beta_50 = pd.DataFrame({"alpha": [0.0, 0.1], "beta_50": [3.0, 5.0], "low": [2.0, 4.0], "high": [4.0, 6.0],
+                            "seeds": [3, 3], "censored": ["", ""]})
+    with matplotlib.rc_context():
+        plotting.use_style()
+        ax = close_after(plotting.classifier_map(sweep_table(), title="t", beta_50=beta_50)).axes[0]
+        bare = close_after(plotting.classifier_map(sweep_table(), title="t")).axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert sorted(labels) == ["finite but collapsed to one class", "searched β_50 (3 seeds)",
+                              "α = 0 diverges above β = 3"]
+    assert "searched β_50 (3 seeds)" not in [t.get_text() for t in bare.get_legend().get_texts()]
+    with pytest.raises(ValueError, match="^beta_50=dict is not allowed"):
+        plotting.classifier_map(sweep_table(), title="t", beta_50={"alpha": [0.0]})
+
+
+def test_beta_critical_figure_draws_each_reading_over_alpha_above_zero_and_the_finite_beta_c0():
+    import pandas as pd
+
+    alphas = [0.0, 0.1, 1.0]
+    per_alpha = pd.DataFrame({("sgd", "finite"): [3.0, 10.0, 1.0], ("sgd", "trained"): [1.0, 1.0, 1.0],
+                              ("sgd", "learned"): [np.nan, 1.0, 1.0], ("adam", "finite"): [np.nan, 3.0, 3.0],
+                              ("adam", "trained"): [1.0, 1.0, 3.0]}, index=alphas)
+    with matplotlib.rc_context():
+        plotting.use_style()
+        ax = close_after(plotting.beta_critical_figure(per_alpha, [1.0, 3.0, 10.0], title="t", learned=0.6)).axes[0]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    np.testing.assert_allclose(lines["measured, SGD, finite"].get_xdata(), [0.1, 1.0])
+    np.testing.assert_allclose(lines["measured, SGD, finite"].get_ydata(), [10.0, 1.0])
+    assert "measured, SGD, accuracy ≥ 60%" in lines
+    np.testing.assert_allclose(lines["finite at α = 0, SGD"].get_ydata(), [3.0, 3.0])
+    assert "finite at α = 0, Adam" not in lines  # NaN: every run at α = 0 failed
+    assert ax.get_xlim() == pytest.approx((0.05, 2.0)) and ax.get_ylim() == pytest.approx((0.5, 20.0))
+    with pytest.raises(ValueError, match="^per_alpha=DataFrame is not allowed"):
+        plotting.beta_critical_figure(per_alpha.drop(columns=[("sgd", "learned")]), [1.0, 3.0], title="t")
+
+
+def test_gradient_norms_draws_each_run_raw_and_as_its_running_mean():
+    import pandas as pd
+
+    norms = pd.DataFrame({"a": [1.0, 3.0, 5.0, 7.0], "b": [2.0, 2.0, 2.0, 2.0]})
+    with matplotlib.rc_context():
+        plotting.use_style()
+        ax = close_after(plotting.gradient_norms(norms, window=2, title="t")).axes[0]
+    raw_a, mean_a, raw_b, mean_b = ax.get_lines()
+    np.testing.assert_allclose(raw_a.get_ydata(), [1, 3, 5, 7])
+    np.testing.assert_allclose(mean_a.get_ydata(), [1, 2, 4, 6])
+    assert mean_a.get_label() == "a" and raw_a.get_alpha() == 0.2 and mean_b.get_color() == raw_b.get_color()
+    assert ax.get_xlim() == (0, 3) and [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b"]
+    with pytest.raises(ValueError, match="^window=0 is not allowed"):
+        plotting.gradient_norms(norms, window=0, title="t")
+
+
+@pytest.mark.parametrize("errors", [False, True])
+def test_curvature_bars_show_each_panel_and_the_norms_error_where_estimated(errors):
+    import pandas as pd
+
+    curvature = pd.DataFrame({"λ_1": [0.1, 2.0, 2.05], "λ_2": [0.05, 1.0, 1.02], "‖·‖_F": [0.3, 4.0, np.nan],
+                              "‖·‖_F std. error": [0.01, 0.2, np.nan]}, index=["Tg", "H2", "Tg+H2"])
+    with matplotlib.rc_context():
+        plotting.use_style()
+        axes = close_after(plotting.curvature_bars(curvature, title="t", errors=errors)).axes
+    heights = [[bar.get_height() for bar in ax.patches] for ax in axes]
+    assert heights == [[0.1, 2.0, 2.05], [0.05, 1.0, 1.02], [0.3, 4.0]]
+    assert [t.get_text() for t in axes[2].get_xticklabels()] == ["Tg", "H²"]
+    labels = [t.get_text() for t in axes[2].texts]
+    assert any("±" in text for text in labels) == errors
+    with pytest.raises(ValueError, match="^curvature=DataFrame is not allowed"):
+        plotting.curvature_bars(curvature.drop(index="Tg"), title="t", errors=errors)

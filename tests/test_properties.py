@@ -13,7 +13,7 @@ import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from mamlpaper import _checks, plotting, sweep
+from mamlpaper import _checks, plotting, problems
 from mamlpaper.tasks import Tasks, check_tasks
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -127,7 +127,7 @@ def test_grid_edges_put_every_value_strictly_inside_its_own_cell(values):
 def test_paper_grid_is_every_mantissa_times_a_power_of_ten_in_range(k_low, decades, m_low, m_high, mantissas):
     low, high = float(f"{m_low}e{k_low}"), float(f"{m_high}e{k_low + decades}")
     assume(low <= high)
-    grid = sweep.paper_grid(low, high, mantissas=tuple(mantissas))
+    grid = problems.paper_grid(low, high, mantissas=tuple(mantissas))
     expected = sorted(float(f"{m}e{k}") for k in range(k_low, k_low + decades + 1) for m in mantissas
                       if low <= float(f"{m}e{k}") <= high)
     np.testing.assert_array_equal(grid, expected)

@@ -77,15 +77,15 @@ def test_median_map_keeps_cells_where_most_seeds_survive():
 def test_probability_map_and_seed_readings_draw(tmp_path):
     import matplotlib.pyplot as plt
 
-    from mamlpaper import plotting, sweep
+    from mamlpaper import plotting
 
     table = table_from({(a, b): [int(b > 2 + 10 * a), int(b > 1 + 10 * a)] for a in (0.0, 0.1, 0.2) for b in (1.0, 2.0, 3.0)})
     cells = stability.failure_probability(table)
-    alphas, betas, p = sweep.as_grid(cells, "p")
+    alphas, betas, p = stability.as_grid(cells, "p")
     fig, (left, right) = plt.subplots(1, 2)
     mesh = plotting.probability_map(left, alphas[1:], betas, p[:, 1:])
     assert mesh.get_array().max() <= 1.0
-    line = plotting.seed_readings(right, sweep.measured_beta_critical(table), label="median")
+    line = plotting.seed_readings(right, stability.measured_beta_critical(table), label="median")
     assert list(line.get_xdata()) == [0.1, 0.2] and list(line.get_ydata()) == [2.5, 3.0]
     with pytest.raises(ValueError, match="^p="):
         plotting.probability_map(left, alphas[1:], betas, p[:, 1:] + 1.5)
@@ -108,8 +108,6 @@ def map_table() -> pd.DataFrame:
 
 def test_export_map_counts_medians_and_per_seed_beta_c_and_round_trips_through_json():
     import json
-
-    from mamlpaper import sweep
 
     table = map_table()
     data = stability.export_map(table, problem="toy", variant="second", optimizer="sgd", iterations=np.int64(30),
@@ -142,8 +140,8 @@ def test_export_map_counts_medians_and_per_seed_beta_c_and_round_trips_through_j
     np.testing.assert_array_equal(read["trained"], expected_trained)
     assert read["finite_censored"].tolist() == ["", "", "above", "", "", "below"]
     assert read["trained_censored"].tolist() == ["", "", "below", "", "below", "below"]
-    for reading in sweep.READINGS:
-        reference = sweep.measured_beta_critical(table, reading=reading)
+    for reading in stability.READINGS:
+        reference = stability.measured_beta_critical(table, reading=reading)
         np.testing.assert_array_equal(read[["seed", "alpha"]].to_numpy(float),
                                       reference[["seed", "alpha"]].to_numpy(float))
         np.testing.assert_array_equal(read[reading], reference["beta_c"])
@@ -209,3 +207,154 @@ def test_import_map_refuses_a_dict_that_is_not_an_export(change, message):
     change(data)
     with pytest.raises(ValueError, match=message):
         stability.import_map(data)
+
+
+def test_measured_beta_critical_is_read_from_below_and_says_where_it_is_censored():
+    table = pd.DataFrame({
+        "alpha": [0.1, 0.1, 0.1, 0.2, 0.2, 0.2, 0.3, 0.3, 0.3, 0.4, 0.4, 0.4],
+        "beta": [1.0, 2.0, 3.0] * 4,
+        "diverged": [False, False, True, True, True, True, False, True, False, False, False, False],
+    })
+    measured = stability.measured_beta_critical(table)
+    assert measured.alpha.tolist() == [0.1, 0.2, 0.3, 0.4]
+    assert measured.beta_c.iloc[0] == 2.0 and np.isnan(measured.beta_c.iloc[1])
+    assert measured.beta_c.iloc[2] == 1.0  # the run that survived beta = 3 above the failure at 2 is not read
+    assert measured.beta_c.iloc[3] == 3.0
+    assert measured.censored.tolist() == ["", "below", "", "above"]
+    with pytest.raises(ValueError, match="table lacks column 'diverged'"):
+        stability.measured_beta_critical(table.drop(columns="diverged"))
+
+
+def test_measured_beta_critical_trained_reading_drops_collapsed_and_unstable_runs():
+    table = pd.DataFrame({
+        "alpha": [0.1, 0.1, 0.1, 0.1],
+        "beta": [1.0, 2.0, 3.0, 4.0],
+        "diverged": [False, False, False, True],
+        "unstable": [False, False, True, True],
+        "collapsed": [False, True, False, False],
+    })
+    assert stability.measured_beta_critical(table).beta_c.iloc[0] == 3.0
+    assert stability.measured_beta_critical(table, reading="trained").beta_c.iloc[0] == 1.0
+    with pytest.raises(ValueError, match="table lacks column 'collapsed'"):
+        stability.measured_beta_critical(table.drop(columns="collapsed"), reading="trained")
+
+
+def test_measured_beta_critical_is_read_per_seed():
+    table = pd.DataFrame({
+        "alpha": [0.0, 0.0, 0.0, 0.0, 0.1, 0.1, 0.1, 0.1],
+        "beta": [1.0, 1.0, 2.0, 2.0] * 2,
+        "seed": [0, 1] * 4,
+        "diverged": [False, False, False, True, True, False, True, True],
+    })
+    read = stability.measured_beta_critical(table)
+    assert list(read.columns) == ["seed", "alpha", "beta_c", "censored"]
+    assert read.set_index(["seed", "alpha"]).beta_c.to_dict() == pytest.approx(
+        {(0, 0.0): 2.0, (0, 0.1): np.nan, (1, 0.0): 1.0, (1, 0.1): 1.0}, nan_ok=True)
+
+
+def fewshot_table() -> pd.DataFrame:
+    """One seed of a few-shot sweep on α ∈ {0, 0.1, 1} × β ∈ {1, 3, 10} whose readings are known:
+    α = 0: finite up to 3 (3 ended above its start), diverged at 10;
+    α = 0.1: never diverged, learned at 1, collapsed at 3 and 10;
+    α = 1: learned at 1, diverged at 3, finite (collapsed) again at 10."""
+    runs = {  # (alpha, beta): (diverged, unstable, collapsed, loss_final, query_accuracy, diverged_at)
+        (0.0, 1.0): (0, 0, 0, 1.6, 0.2, None), (0.0, 3.0): (0, 1, 0, 1.9, 0.2, None),
+        (0.0, 10.0): (1, 1, 0, np.nan, np.nan, 4),
+        (0.1, 1.0): (0, 0, 0, 0.6, 0.8, None), (0.1, 3.0): (0, 0, 1, 7.0, 0.2, None),
+        (0.1, 10.0): (0, 0, 1, 9.0, 0.2, None),
+        (1.0, 1.0): (0, 0, 0, 1.0, 0.6, None), (1.0, 3.0): (1, 1, 0, np.nan, np.nan, 6),
+        (1.0, 10.0): (0, 0, 1, 8.0, 0.2, None),
+    }
+    rows = [{"alpha": a, "beta": b, "seed": 0, "diverged": bool(d), "unstable": bool(u), "collapsed": bool(c),
+             "loss_final": loss, "query_accuracy": accuracy, "diverged_at": at}
+            for (a, b), (d, u, c, loss, accuracy, at) in runs.items()]
+    table = pd.DataFrame(rows)
+    table["diverged_at"] = table["diverged_at"].astype("Int64")
+    return table
+
+
+def test_sweep_overview_counts_what_each_sweep_did():
+    overview = stability.sweep_overview({"sgd": fewshot_table()})
+    row = overview.loc["sgd"]
+    assert (row["runs"], row["diverged"], row["collapsed (finite runs)"], row["finite, not collapsed"]) == (9, 2, 3, 4)
+    assert row["median divergence iteration"] == 5 and row["best query accuracy after adaptation"] == 0.8
+    assert row["lowest final loss"] == 0.6
+    without_accuracy = stability.sweep_overview({"sgd": fewshot_table().drop(columns="query_accuracy")})
+    assert "best query accuracy after adaptation" not in without_accuracy.columns
+
+
+def test_beta_c_per_alpha_reads_both_readings_from_below_and_what_learned():
+    per_alpha = stability.beta_c_per_alpha({"sgd": fewshot_table(), "adam": fewshot_table()})
+    assert set(per_alpha.columns) == {(o, r) for o in ("sgd", "adam") for r in ("finite", "trained", "learned")}
+    sgd = per_alpha["sgd"]
+    assert sgd["finite"].tolist() == [3.0, 10.0, 1.0]  # α = 1 survives at 10 above its failure at 3: not read
+    assert sgd["trained"].tolist() == [1.0, 1.0, 1.0]
+    assert np.isnan(sgd.loc[0.0, "learned"]) and sgd["learned"].tolist()[1:] == [1.0, 1.0]
+    assert stability.beta_c_per_alpha({"sgd": fewshot_table()}, learned=0.7)["sgd"]["learned"].tolist()[1] == 1.0
+    assert np.isnan(stability.beta_c_per_alpha({"sgd": fewshot_table()}, learned=0.7)["sgd"].loc[1.0, "learned"])
+
+
+def test_claim_table_and_results_say_what_a_ratio_rests_on():
+    claim = stability.claim_table({"sgd": fewshot_table()})
+    finite, trained = claim.loc[("sgd", "finite")], claim.loc[("sgd", "trained")]
+    assert (finite["beta_c0"], finite["max_beta_c"], finite["at_alpha"]) == (3.0, 10.0, 0.1)
+    assert finite["ratio"] == pytest.approx(10 / 3) and finite["ratio_is"] == "at least"
+    assert (trained["beta_c0"], trained["ratio"], trained["ratio_is"]) == (1.0, 1.0, "exact")
+    # finite runs at α > 0 above the trained β_c(0) = 1: (0.1, 3), (0.1, 10), (1, 10), all collapsed
+    assert finite["finite_above_trained_beta_c0"] == 3 and finite["collapsed_above_trained_beta_c0"] == 3
+
+    import json
+
+    entry = stability.claim_results({"sgd": fewshot_table()})["sgd"]
+    json.dumps(entry, allow_nan=False)
+    assert list(entry) == ["runs", "diverged", "collapsed", "best_query_accuracy", "finite", "trained", "learned",
+                           "finite_above_trained_beta_c0", "collapsed_above_trained_beta_c0"]
+    assert entry["finite"] == {"beta_c_at_alpha_0": 3.0, "max_beta_c": 10.0, "at_alpha": 0.1,
+                               "ratio": pytest.approx(10 / 3), "ratio_is": "at least",
+                               "beta_c": {"0": 3.0, "0.1": 10.0, "1": 1.0}}
+    assert entry["learned"] == {"query_accuracy_at_least": 0.5, "beta_c": {"0": None, "0.1": 1.0, "1": 1.0}}
+    assert (entry["runs"], entry["diverged"], entry["collapsed"], entry["best_query_accuracy"]) == (9, 2, 3, 0.8)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: stability.claim_table([fewshot_table()]), "^tables=list is not allowed"),
+    (lambda: stability.claim_table({"sgd": pd.concat([fewshot_table(), fewshot_table().assign(seed=1)])}),
+     "^tables=dict is not allowed; tables\\['sgd'\\] holds 2 seeds"),
+    (lambda: stability.beta_c_per_alpha({"sgd": fewshot_table()}, learned=1.5), "^learned=1.5 is not allowed"),
+    (lambda: stability.beta_c_per_alpha({"sgd": fewshot_table().drop(columns="query_accuracy")}),
+     "lacks column 'query_accuracy'"),
+])
+def test_fewshot_readings_refuse_bad_input(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_grid_claims_keep_the_summary_and_every_seeds_ratio():
+    table = table_from({
+        (0.0, 1.0): [0, 0, 0], (0.0, 2.0): [1, 1, 0], (0.0, 3.0): [1, 1, 1],
+        (0.1, 1.0): [0, 0, 0], (0.1, 2.0): [0, 1, 0], (0.1, 3.0): [1, 1, 0],
+    })
+    found = stability.grid_claims({"sgd": table})
+    assert set(found["sgd"]) == set(stability.READINGS)
+    finite = found["sgd"]["finite"]
+    expected = stability.claim_ratios(table)
+    assert finite["per_seed"] == pytest.approx(expected.ratio.tolist(), nan_ok=True)
+    assert finite["per_seed_is"] == ["exact", "exact", "at least"]
+    assert finite["per_seed"][:2] == [2.0, 1.0] and finite["at_least"] == 2 and finite["below"] == 1
+    assert {k: finite[k] for k in stability.claim_summary(expected)} == pytest.approx(stability.claim_summary(expected))
+
+
+def test_write_maps_writes_one_series_per_optimizer_that_read_maps_reads_back(tmp_path):
+    from mamlpaper import problems
+
+    problem = problems.sinusoid(0, n_tasks=2)
+    path = stability.write_maps("99_test", {"sgd": map_table(), "adam": map_table().assign(optimizer="adam")}, problem,
+                                tmp_path, profile="smoke", variant="second", iterations=30, steps=1)
+    assert path == tmp_path / "99_test.json"
+    maps = stability.read_maps(path)
+    assert sorted(maps) == ["second-adam", "second-sgd"]
+    labels = maps["second-adam"].labels
+    assert list(labels) == ["problem", "spec", "variant", "optimizer", "iterations", "steps"]
+    assert (labels["problem"], labels["optimizer"], labels["iterations"]) == ("sinusoid", "adam", 30)
+    with pytest.raises(ValueError, match="^problem=str is not allowed"):
+        stability.write_maps("99_test", {"sgd": map_table()}, "sinusoid", tmp_path, profile="smoke", variant="second")

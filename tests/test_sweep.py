@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from mamlpaper import cache, cpu_tuning, maml, memory, models, problems, sweep
+from mamlpaper import cache, cpu_tuning, maml, memory, metaproblem, models, problems, stability, sweep
 from mamlpaper.tasks import Tasks
 
 
@@ -21,7 +21,7 @@ def sine_problem(seed=0):
         xs, xq = (4 * torch.rand(4, 5, 1, generator=g) - 2 for _ in range(2))
         return Tasks(xs, amp * torch.sin(xs), xq, amp * torch.sin(xq))
 
-    return sweep.MetaProblem("sine", model, sample, spec={"seed": seed})
+    return metaproblem.MetaProblem("sine", model, sample, spec={"seed": seed})
 
 
 ALPHAS = [0.0, 0.05, 0.3]
@@ -148,8 +148,6 @@ def scaled_mse(prediction, target):
 CACHE_CHANGES = {
     "architecture (tanh -> relu, same values)": relu_twin,
     "criterion source": lambda p: dataclasses.replace(p, criterion=scaled_mse),
-    "criterion closure value": lambda p: dataclasses.replace(
-        p, criterion=(lambda scale: lambda y, t: scale * ((y - t) ** 2).mean())(3.0)),
     "cache_token": lambda p: dataclasses.replace(p, cache_token="my criterion v2"),
     "data identity": lambda p: dataclasses.replace(p, data_identity="omniglot sha256:1234"),
     "spec": lambda p: dataclasses.replace(p, spec={"seed": 6, "note": "other"}),
@@ -165,7 +163,7 @@ def test_every_change_to_what_a_result_depends_on_misses_the_cache(tmp_path, cha
     assert len(list(tmp_path.glob("*/key.json"))) == 2, change
     fresh = sweep.run_sweep(changed, ALPHAS, BETAS[:2], iterations=3, progress=False)
     pd.testing.assert_frame_equal(again, fresh, check_exact=True)
-    if change in ("architecture (tanh -> relu, same values)", "criterion source", "criterion closure value"):
+    if change in ("architecture (tanh -> relu, same values)", "criterion source"):
         assert not np.array_equal(first.loss_final.to_numpy(), again.loss_final.to_numpy())
 
 
@@ -220,34 +218,10 @@ def test_unstable_means_diverged_or_ended_above_start():
 def test_as_grid_layout():
     problem = sine_problem(9)
     table = sweep.run_sweep(problem, [0.01, 0.02, 0.03], [0.1, 0.2], iterations=2, progress=False)
-    alphas, betas, values = sweep.as_grid(table, "loss_final")
+    alphas, betas, values = stability.as_grid(table, "loss_final")
     assert values.shape == (2, 3) and list(alphas) == [0.01, 0.02, 0.03] and list(betas) == [0.1, 0.2]
     row = table[(table.alpha == 0.02) & (table.beta == 0.2)].iloc[0]
     assert values[1, 1] == row.loss_final
-
-
-def test_paper_grid():
-    np.testing.assert_allclose(sweep.paper_grid(5e-3, 2e-2), [5e-3, 6e-3, 7e-3, 8e-3, 9e-3, 1e-2, 2e-2])
-    assert len(sweep.paper_grid(1e-4, 9e-1)) == 36 and len(sweep.paper_grid(1e-2, 9)) == 27
-    np.testing.assert_allclose(sweep.paper_grid(1e-2, 1.0, mantissas=(1, 2, 5)), [1e-2, 2e-2, 5e-2, 0.1, 0.2, 0.5, 1.0])
-    with pytest.raises(ValueError, match=r"mantissas entry=0 is not allowed"):
-        sweep.paper_grid(1e-2, 1.0, mantissas=(0, 5))
-
-
-def test_measured_beta_critical_is_read_from_below_and_says_where_it_is_censored():
-    table = pd.DataFrame({
-        "alpha": [0.1, 0.1, 0.1, 0.2, 0.2, 0.2, 0.3, 0.3, 0.3, 0.4, 0.4, 0.4],
-        "beta": [1.0, 2.0, 3.0] * 4,
-        "diverged": [False, False, True, True, True, True, False, True, False, False, False, False],
-    })
-    measured = sweep.measured_beta_critical(table)
-    assert measured.alpha.tolist() == [0.1, 0.2, 0.3, 0.4]
-    assert measured.beta_c.iloc[0] == 2.0 and np.isnan(measured.beta_c.iloc[1])
-    assert measured.beta_c.iloc[2] == 1.0  # the run that survived beta = 3 above the failure at 2 is not read
-    assert measured.beta_c.iloc[3] == 3.0
-    assert measured.censored.tolist() == ["", "below", "", "above"]
-    with pytest.raises(ValueError, match="table lacks column 'diverged'"):
-        sweep.measured_beta_critical(table.drop(columns="diverged"))
 
 
 def test_train_monitor_records_the_task_gradient_norm():
@@ -294,7 +268,7 @@ def test_one_config_grid_and_all_diverged_grid_draw_without_warnings():
         for betas, threshold in (([0.01], 1e8), ([1e3, 1e4], 1e-9)):
             table = sweep.run_sweep(problem, [0.05], betas, iterations=3, divergence_threshold=threshold,
                                     progress=False)
-            alphas, grid_betas, values = sweep.as_grid(table, "loss_final")
+            alphas, grid_betas, values = stability.as_grid(table, "loss_final")
             fig, ax = plt.subplots()
             plotting.stability_map(ax, alphas, grid_betas, values)
             fig.canvas.draw()
@@ -314,20 +288,6 @@ def test_a_model_that_ends_constant_is_collapsed_and_a_live_one_is_not():
         assert len(finite) >= 2 and (finite.collapsed == collapsed).all(), table
         assert table.loc[table.diverged, "output_spread"].isna().all()
     assert (table.output_spread.dropna() == 0).all()
-
-
-def test_measured_beta_critical_trained_reading_drops_collapsed_and_unstable_runs():
-    table = pd.DataFrame({
-        "alpha": [0.1, 0.1, 0.1, 0.1],
-        "beta": [1.0, 2.0, 3.0, 4.0],
-        "diverged": [False, False, False, True],
-        "unstable": [False, False, True, True],
-        "collapsed": [False, True, False, False],
-    })
-    assert sweep.measured_beta_critical(table).beta_c.iloc[0] == 3.0
-    assert sweep.measured_beta_critical(table, reading="trained").beta_c.iloc[0] == 1.0
-    with pytest.raises(ValueError, match="table lacks column 'collapsed'"):
-        sweep.measured_beta_critical(table.drop(columns="collapsed"), reading="trained")
 
 
 def test_a_finite_loss_with_a_non_finite_gradient_is_diverged_at_once():
@@ -382,12 +342,12 @@ def conv_problem(seed=0):
         y = torch.randint(0, 3, (2, 2, 6), generator=generator)
         return Tasks(x[0], y[0], x[1], y[1])
 
-    readout = sweep.Readout(
+    readout = metaproblem.Readout(
         ("mean_logit",),
         lambda problem, p, tasks, alpha, steps: {
             "mean_logit": torch.func.functional_call(problem.model, p, (tasks.x_query[0],)).mean()},
         lambda columns: np.zeros(len(columns["mean_logit"]), dtype=bool))
-    return sweep.MetaProblem("conv", model, sample, criterion=cross_entropy, readout=readout)
+    return metaproblem.MetaProblem("conv", model, sample, criterion=cross_entropy, readout=readout)
 
 
 @pytest.mark.parametrize("variant", ["second", "first", "simplified"])
@@ -405,9 +365,9 @@ def test_the_task_loop_equals_vmap_over_tasks(variant):
 
 def test_convolutions_on_a_cpu_loop_over_configs_and_tasks_and_agree_with_vmap(monkeypatch):
     problem = conv_problem()
-    _, vmappable = maml.fastest_meta_gradient(problem.model, cross_entropy, "second", 2, "cpu")
+    _, vmappable = sweep.fastest_meta_gradient(problem.model, cross_entropy, "second", 2, "cpu")
     assert not vmappable
-    _, mlp_vmappable = maml.fastest_meta_gradient(sine_problem().model, maml.mse, "second", 2, "cpu")
+    _, mlp_vmappable = sweep.fastest_meta_gradient(sine_problem().model, maml.mse, "second", 2, "cpu")
     assert mlp_vmappable
     kwargs = dict(iterations=4, steps=2, optimizer="adam", progress=False)
     looped = sweep.run_sweep(problem, [0.0, 0.3], [0.01, 0.05], **kwargs)
@@ -516,19 +476,6 @@ def test_a_diverging_seed_leaves_the_other_seeds_bit_identical():
     kept = with_bad[with_bad.seed != 1].reset_index(drop=True)
     assert np.array_equal(kept.loss_final.to_numpy(), without.loss_final.to_numpy())
     assert np.array_equal(kept.output_spread.to_numpy(), without.output_spread.to_numpy())
-
-
-def test_measured_beta_critical_is_read_per_seed():
-    table = pd.DataFrame({
-        "alpha": [0.0, 0.0, 0.0, 0.0, 0.1, 0.1, 0.1, 0.1],
-        "beta": [1.0, 1.0, 2.0, 2.0] * 2,
-        "seed": [0, 1] * 4,
-        "diverged": [False, False, False, True, True, False, True, True],
-    })
-    read = sweep.measured_beta_critical(table)
-    assert list(read.columns) == ["seed", "alpha", "beta_c", "censored"]
-    assert read.set_index(["seed", "alpha"]).beta_c.to_dict() == pytest.approx(
-        {(0, 0.0): 2.0, (0, 0.1): np.nan, (1, 0.0): 1.0, (1, 0.1): 1.0}, nan_ok=True)
 
 
 def test_run_cells_equals_the_same_cells_of_a_grid():

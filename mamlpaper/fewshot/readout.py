@@ -11,12 +11,13 @@ from torch import Tensor
 from torch.func import functional_call
 
 from .. import maml
-from ..sweep import Readout
+from ..metaproblem import Readout
+from ..models import Params
 from ..tasks import Tasks
 from .conv4 import accuracy
 
 
-def adapted_accuracy(problem, params: maml.Params, tasks: Tasks, alpha: Tensor, steps: int) -> dict[str, Tensor]:
+def adapted_accuracy(problem, params: Params, tasks: Tasks, alpha: Tensor, steps: int) -> dict[str, Tensor]:
     """Mean over the meta-batch of the query accuracy after ``steps`` inner steps with rate α, and of
     the number of distinct classes the adapted model predicts for a task's queries."""
     loss = maml.functional_loss(problem.model, problem.criterion)
