@@ -6,6 +6,10 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 PROFILE ?= default
+# Where the notebooks' sweeps run their chunks (mamlpaper.runtime.executor): in-process by default,
+# EXECUTOR=processes:N for N local processes, DASK_SCHEDULER=tcp://host:8786 for a Dask cluster.
+DASK_SCHEDULER ?=
+EXECUTOR ?= $(DASK_SCHEDULER)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -27,14 +31,15 @@ export GLIBC_TUNABLES ?= glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
-	@echo "  options: PROFILE=smoke|default|paper (default: $(PROFILE)), PYTHON=python3.x for the venv"
+	@echo "  options: PROFILE=smoke|default|paper (default: $(PROFILE)), PYTHON=python3.x for the venv,"
+	@echo "           EXECUTOR=processes:N or DASK_SCHEDULER=tcp://host:8786 to run sweeps' chunks elsewhere"
 
 setup: $(STAMP) ## create .venv and install the project with pinned dependencies
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[notebooks,test]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[notebooks,test,distributed]'
 	@touch $@
 
 figures: $(STAMP) ## execute every notebook (PROFILE=...) into build/, write figures/, render README.md
@@ -47,7 +52,7 @@ readme: $(STAMP) ## render README.md from README.template.md and the numbers in 
 	$(PY) -m mamlpaper.readme
 
 $(BUILD)/%.ipynb: notebooks/%.py $(PACKAGE) $(STAMP)
-	$(PY) -m mamlpaper.pipeline run $< $@ --profile $(PROFILE)
+	$(PY) -m mamlpaper.pipeline run $< $@ --profile $(PROFILE) --executor '$(EXECUTOR)'
 
 # 06 reads the measured maps the others write (figures/maps/), so it runs after them.
 $(BUILD)/06_guideline.ipynb: $(filter-out $(BUILD)/06_guideline.ipynb,$(RUNS))
@@ -66,7 +71,7 @@ benchmarks: $(STAMP) ## run the speed benchmarks in benchmarks/
 
 lock: ## re-resolve constraints.txt from pyproject.toml (needs the package index)
 	rm -rf build/lock-venv && $(PYTHON) -m venv build/lock-venv
-	build/lock-venv/bin/pip install --quiet torch==2.13.0 -e '.[notebooks,test]'
+	build/lock-venv/bin/pip install --quiet torch==2.13.0 -e '.[notebooks,test,distributed]'
 	{ echo "# Pinned versions that 'make' installs with (pip -c). Regenerate: make lock"; \
 	  build/lock-venv/bin/pip freeze --exclude-editable | sed -E 's/^torch==([0-9.]+)\+cpu$$/torch==\1/'; } > constraints.txt
 	rm -rf build/lock-venv

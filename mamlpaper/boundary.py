@@ -64,7 +64,8 @@ def search(problem: MetaProblem, alphas, seeds, *, iterations: int, low: float, 
     a bracket is done when β_hi/β_lo is at most this. ``max_rounds``: at most this many runs per
     (α, seed); an unfinished bracket is returned as it stands (``resolved`` False). ``engine``: the
     keyword arguments of :func:`sweep.run_each` (variant, optimizer, steps, dtype, device, jitter,
-    cache_dir, ...). Every argument is checked, and the problem against its model, before any run.
+    cache_dir, executor: each round's runs on a process pool or a Dask cluster, ...). Every argument
+    is checked, and the problem against its model, before any run.
     """
     alphas = _checks.grid("alphas", alphas, allow_zero=True)
     seeds = _checks.seeds(seeds)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import tempfile
 import traceback
@@ -104,6 +105,13 @@ def execute(notebook: str | Path, output: str | Path, parameters: dict | None = 
     return output
 
 
+def takes_parameter(notebook: str | Path, name: str) -> bool:
+    """Whether the notebook's parameters cell declares ``name`` (papermill warns of any other)."""
+    text = Path(notebook).read_text()
+    cell = re.search(r'^# %% tags=\["parameters"\]\n(.*?)(?=^# %%)', text, flags=re.M | re.S)
+    return cell is not None and re.search(rf"^{re.escape(name)}\s*[:=]", cell.group(1), flags=re.M) is not None
+
+
 def summary(build_dir: str | Path) -> int:
     """Print what failed or was skipped in a build directory; the exit status for ``make figures``
     (non-zero only for failures: a skip for missing data is reported, not fatal)."""
@@ -128,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("output")
     run.add_argument("--profile", default="default")
     run.add_argument("--figures-dir", default=None)
+    run.add_argument("--executor", default="", help="where sweeps run their chunks, for notebooks with an "
+                     "executor parameter: '', processes:N or a Dask scheduler address (make's DASK_SCHEDULER)")
     run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                      help="extra papermill parameter (value parsed as YAML, like papermill -p)")
     report = sub.add_parser("summary", help="report failed notebooks of a build directory")
@@ -139,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
 
     parameters = {"profile": check_profile(args.profile),
                   "figures_dir": args.figures_dir or default_figures_dir(args.profile)}
+    if args.executor and takes_parameter(args.notebook, "executor"):
+        parameters["executor"] = args.executor
     parameters.update({name: yaml.safe_load(value) for name, value in args.parameter})
     try:
         execute(args.notebook, args.output, parameters, progress=sys.stderr.isatty())

@@ -7,11 +7,11 @@ measurement. The template says where each number lives; ``make readme`` (also th
 Template syntax (also at the head of README.template.md):
 
 ``{{ FILE : PATH : FORMAT }}``
-    One value. FILE: a JSON file in figures/. PATH: its keys joined by ``/``; an integer indexes a
-    list (keys may hold ``:`` and spaces, not ``/`` or ``|``). FORMAT: a Python format spec (``.2f``,
+    One value. FILE: a JSON file in figures/, or ``benchmarks/results/NAME.json``. PATH: its keys
+    joined by ``/``; an integer indexes a list (keys may hold ``:`` and spaces, not ``/`` or ``|``). FORMAT: a Python format spec (``.2f``,
     ``d``, ``g``, ``s``) or ``sigN``, N significant digits never with an exponent and without
     trailing zeros (``sig3``: 1e-05 -> 0.00001, 0.03295 -> 0.033); ``×100`` before it scales a
-    fraction to a percentage (the template writes the ``%`` sign).
+    fraction to a percentage (the template writes the ``%`` sign), ``×1000`` seconds to milliseconds.
 ``{{ FILE : PATH : FORMAT | TEXT }}``
     TEXT where the value is JSON null, which is what a notebook writes for what is not a number
     (NaN, an undetermined ratio, a censored bound: ``| above the searched range``); without
@@ -43,7 +43,8 @@ ROOT = Path(__file__).resolve().parent.parent
 FIGURES = ROOT / "figures"
 TEMPLATES = {"README.template.md": "README.md"}
 NULL = "—"
-PERCENT = "×100"
+SCALE = re.compile(r"×(100|1000)\s")
+"""``×100`` (a fraction as a percentage) or ``×1000`` (seconds as milliseconds) before a format."""
 
 _TOKEN = re.compile(r"\{#.*?#\}\n?|\{\{(.*?)\}\}(?!\})", re.S)
 _CELL = re.compile(r"\{([^{}]*)\}")
@@ -148,12 +149,18 @@ def _split(text: str, separator: str, expected: str, last: bool = False) -> list
     return parts
 
 
+BENCHMARKS = "benchmarks/results/"
+"""The one other folder a FILE may name (``benchmarks/results/NAME.json``): what the benchmarks measure."""
+
+
 def _document(file: str, figures: Path, documents: dict):
     if file not in documents:
-        source = Path(figures) / file
-        if "/" in file or not file.endswith(".json") or not source.is_file():
+        benchmark = re.fullmatch(re.escape(BENCHMARKS) + r"[A-Za-z0-9_.-]+\.json", file) is not None
+        source = Path(figures).parent / file if benchmark else Path(figures) / file
+        if ("/" in file and not benchmark) or not file.endswith(".json") or not source.is_file():
             found = ", ".join(sorted(p.name for p in Path(figures).glob("*.json")))
-            raise ValueError(f"file {file!r} is not allowed; name a JSON file in {figures}: {found}")
+            raise ValueError(f"file {file!r} is not allowed; name a JSON file in {figures} ({found}) "
+                             f"or {BENCHMARKS}NAME.json")
         documents[file] = json.loads(source.read_text(encoding="utf-8"))
     return documents[file]
 
@@ -176,14 +183,15 @@ def lookup(document, path: str):
 
 
 def format_value(value, fmt: str, null: str = NULL) -> str:
-    """``value`` under ``fmt`` (a Python format spec or ``sigN``, optionally after ``×100``)."""
+    """``value`` under ``fmt`` (a Python format spec or ``sigN``, optionally after ``×100`` or ``×1000``)."""
     if value is None:
         return null
     if isinstance(value, (dict, list)):
         raise ValueError(f"value {type(value).__name__} is not allowed; the path must end at a number or text")
     spec = fmt
-    if spec.startswith(PERCENT):
-        value, spec = _number(value, PERCENT) * 100, spec[len(PERCENT):].strip()
+    scale = SCALE.match(spec + " ")
+    if scale:
+        value, spec = _number(value, scale.group(0).strip()) * int(scale.group(1)), spec[scale.end():].strip()
     sig = _SIG.fullmatch(spec)
     if sig:
         rounded = format(_number(value, spec), f".{int(sig.group(1)) - 1}e")

@@ -1,7 +1,9 @@
-"""Settings every notebook shares: profile names, device choice, repository-relative paths."""
+"""Settings every notebook shares: profile names, device choice, where sweeps run, repository-relative paths."""
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 from pathlib import Path
 
 import torch
@@ -31,6 +33,47 @@ def use_threads(threads, profile: str) -> int:
     if threads:
         torch.set_num_threads(threads)
     return torch.get_num_threads()
+
+
+EXECUTORS = ('"" (this process), "processes:N" (a pool of N local processes), or a Dask scheduler address '
+             '(tcp://host:8786)')
+"""The forms of :func:`executor`'s one string, which a papermill parameter and ``make`` can carry."""
+
+
+@contextlib.contextmanager
+def executor(address: str = ""):
+    """The executor a notebook's sweeps hand their chunks to (``run_sweep(executor=...)``), named by
+    one string, and shut down on exit: None for "", a pool of spawned processes for "processes:N",
+    a Dask client's executor for a scheduler address (``make figures DASK_SCHEDULER=tcp://...``)."""
+    if not isinstance(address, str):
+        raise _checks.refuse("executor", address, f"executor must be a string: {EXECUTORS}", shown=type(address).__name__)
+    if address == "":
+        yield None
+    elif re.fullmatch(r"processes:[1-9][0-9]*", address):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(int(address.split(":")[1]), mp_context=multiprocessing.get_context("spawn")) as pool:
+            yield pool
+    elif re.fullmatch(r"(tcp|tls|ucx)://[^\s/]+", address):
+        try:
+            import distributed
+        except ImportError:
+            raise ValueError(f"executor={address!r} needs Dask: pip install 'dask[distributed]'") from None
+        with distributed.Client(address) as client:
+            yield client.get_executor()
+    else:
+        raise _checks.refuse("executor", address, f"executor must be one of: {EXECUTORS}")
+
+
+def notebook_executor(address: str = ""):
+    """:func:`executor` for a notebook, whose sweeps span many cells: open until the kernel exits."""
+    import atexit
+
+    scope = contextlib.ExitStack()
+    opened = scope.enter_context(executor(address))
+    atexit.register(scope.close)
+    return opened
 
 
 def resolve_path(path: str | os.PathLike) -> Path:

@@ -18,7 +18,9 @@ by :mod:`mamlpaper.stability`.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import copy
+import functools
 import os
 from dataclasses import dataclass
 from typing import Callable, NamedTuple, Sequence
@@ -343,7 +345,7 @@ def default_chunk_size(problem: MetaProblem, *, variant: str = "second", optimiz
     if memory_budget is not None:
         memory_budget = _checks.real("memory_budget", memory_budget, above=0.0)
     _check_problem(problem, s)
-    return _chunk_size(problem, s, memory_budget or memory.default_budget(s.device))
+    return _measured_chunk_size(problem, s, memory_budget)
 
 
 CHUNK_FIELDS = {"loss_initial": np.float64, "loss_final": np.float64, "diverged_at": np.int64}
@@ -391,6 +393,7 @@ def run_sweep(
     optimizer: str = "sgd", steps: int = 1, seed: int = 0, seeds=None, dtype="float64", device="cpu",
     divergence_threshold: float = 1e8, jitter: float = 0.0, chunk_size: int | None = None,
     memory_budget: float | None = None, cache_dir=None, progress: bool = True, cpu_tuning: bool = True,
+    executor=None,
 ) -> pd.DataFrame:
     """Train every (α, β) of the grid; one row per configuration and seed, α-major, seed innermost.
 
@@ -420,6 +423,13 @@ def run_sweep(
     found afterwards (:mod:`mamlpaper.cpu_tuning`, which also says how to keep glibc from
     returning freed memory, the other 20 %). Every argument, and the problem's first meta-batch against
     its model, is checked before any training step.
+
+    ``executor``: any ``concurrent.futures.Executor`` (a ``ProcessPoolExecutor``; Dask's
+    ``Client(...).get_executor()`` for several machines) runs the chunks, each under this process's
+    CPU thread count, and the same numbers come back. Workers write finished chunks to
+    ``cache_dir`` (on a filesystem they share), so an interrupted sweep resumes from them; the
+    default chunk size is measured on a worker, within its memory. A chunk that raises ends the
+    sweep with :class:`ChunkFailed`, which names its runs.
     """
     alphas = _checks.grid("alphas", alphas, allow_zero=True)
     betas = _checks.grid("betas", betas)
@@ -427,7 +437,8 @@ def run_sweep(
     return _run_configs(problem, grid_a, grid_b, iterations=iterations, variant=variant, optimizer=optimizer,
                         steps=steps, seed=seed, seeds=seeds, dtype=dtype, device=device,
                         divergence_threshold=divergence_threshold, jitter=jitter, chunk_size=chunk_size,
-                        memory_budget=memory_budget, cache_dir=cache_dir, progress=progress, cpu_tuning=cpu_tuning)
+                        memory_budget=memory_budget, cache_dir=cache_dir, progress=progress, cpu_tuning=cpu_tuning,
+                        executor=executor)
 
 
 def run_cells(problem: MetaProblem, cells, **kwargs) -> pd.DataFrame:
@@ -468,10 +479,100 @@ def run_each(problem: MetaProblem, alphas, betas, seeds, **kwargs) -> pd.DataFra
     return _run_configs(problem, alphas.copy(), betas.copy(), run_seeds=seeds, **kwargs)
 
 
+class ChunkFailed(RuntimeError):
+    """A chunk of runs raised, here or on a worker: the message names its runs, the cause says why."""
+
+
+class _Chunk(NamedTuple):
+    """One chunk's runs and everything they depend on: all a worker needs, sent whole."""
+
+    problem: MetaProblem
+    alphas: np.ndarray
+    betas: np.ndarray
+    seeds: np.ndarray | None
+    settings: _Settings
+    threads: int
+    default_dtype: torch.dtype
+    cpu_tuning: bool
+    store: cache.ChunkCache | None
+    index: int
+
+    def describe(self) -> str:
+        seeds = [""] * len(self.alphas) if self.seeds is None else [f", seed={int(v)}" for v in self.seeds]
+        runs = [f"(α={a:g}, β={b:g}{v})" for a, b, v in zip(self.alphas, self.betas, seeds)]
+        more = f" and {len(runs) - 4} more" if len(runs) > 4 else ""
+        return f"chunk {self.index} of {self.problem.name} ({len(runs)} runs: {', '.join(runs[:4])}{more})"
+
+
+def _run_job(job: _Chunk, bar=None) -> dict[str, np.ndarray]:
+    """Train one chunk under the caller's process-wide torch settings, then save it: on a worker, a
+    finished chunk is in the shared cache before the caller hears of it. The settings travel with
+    the chunk because they change the numbers: the CPU thread count orders a reduction's sums (its
+    cache key records it), and the default dtype is what a task sampler's ``torch.rand`` draws."""
+    found = torch.get_num_threads(), torch.get_default_dtype()
+    torch.set_num_threads(job.threads)
+    torch.set_default_dtype(job.default_dtype)
+    try:
+        with training_settings(job.cpu_tuning):
+            chunk = _run_chunk(job.problem, job.alphas, job.betas, job.seeds, job.settings,
+                               bar if bar is not None else tqdm(disable=True))
+    finally:
+        torch.set_num_threads(found[0])
+        torch.set_default_dtype(found[1])
+    if job.store is not None:
+        job.store.save(job.index, chunk)
+    return chunk
+
+
+def _measured_chunk_size(problem: MetaProblem, s: _Settings, memory_budget: float | None) -> int:
+    """:func:`_chunk_size` within the memory of the process that runs it (a worker's, on an executor)."""
+    return _chunk_size(problem, s, memory_budget or memory.default_budget(s.device))
+
+
+def _pack(call) -> bytes:
+    """A call as bytes for a worker: cloudpickle, because problems hold lambdas (their task streams)."""
+    import cloudpickle
+
+    return cloudpickle.dumps(call)
+
+
+def _shipped(payload: bytes):
+    """Run a call :func:`_pack` made (on a worker: it unpacks only what this process packed)."""
+    import cloudpickle
+
+    return cloudpickle.loads(payload)()
+
+
+def _computed(jobs: list[_Chunk], executor, bar):
+    """(job, chunk) for every job, in this process one after another, or on ``executor`` as they
+    finish; a chunk that raises ends the sweep with :class:`ChunkFailed` naming its runs (the
+    chunks already finished stay cached, so a rerun resumes from them)."""
+    if executor is None:
+        for job in jobs:
+            try:
+                yield job, _run_job(job, bar)
+            except Exception as error:
+                raise ChunkFailed(f"{job.describe()} failed: {type(error).__name__}: {error}") from error
+        return
+    futures = {executor.submit(_shipped, _pack(functools.partial(_run_job, job))): job for job in jobs}
+    try:
+        for future in concurrent.futures.as_completed(futures):
+            job = futures[future]
+            try:
+                chunk = future.result()
+            except Exception as error:
+                raise ChunkFailed(f"{job.describe()} failed on a worker: {type(error).__name__}: {error}") from error
+            bar.update(job.settings.iterations * len(job.alphas))
+            yield job, chunk
+    finally:
+        for future in futures:
+            future.cancel()
+
+
 def _run_configs(
     problem, grid_a, grid_b, *, iterations, variant="second", optimizer="sgd", steps=1, seed=0, seeds=None,
     run_seeds=None, dtype="float64", device="cpu", divergence_threshold=1e8, jitter=0.0, chunk_size=None,
-    memory_budget=None, cache_dir=None, progress=True, cpu_tuning=True,
+    memory_budget=None, cache_dir=None, progress=True, cpu_tuning=True, executor=None,
 ) -> pd.DataFrame:
     """Runs of (grid_a, grid_b) once per seed of ``seeds`` (seed innermost), or, with ``run_seeds``,
     run i with seed run_seeds[i] alone."""
@@ -485,11 +586,15 @@ def _run_configs(
     cpu_tuning = _checks.flag("cpu_tuning", cpu_tuning)
     if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
         raise _checks.refuse("cache_dir", cache_dir, "cache_dir must be None or a path")
+    if executor is not None and not callable(getattr(executor, "submit", None)):
+        raise _checks.refuse("executor", executor, "executor must be None or a concurrent.futures.Executor "
+                             "(ProcessPoolExecutor, dask's Client.get_executor())", shown=type(executor).__name__)
     _check_problem(problem, s)
     if seeds is not None:
         _initial_params(problem, s, seeds[0])
     if chunk_size is None:
-        chunk_size = _chunk_size(problem, s, memory_budget or memory.default_budget(s.device))
+        measure = functools.partial(_measured_chunk_size, problem, s, memory_budget)
+        chunk_size = measure() if executor is None else executor.submit(_shipped, _pack(measure)).result()
     if run_seeds is None:
         every = np.array([s.seed] if seeds is None else seeds, dtype=np.int64)
         grid_a, grid_b, grid_s = (np.repeat(grid_a, len(every)), np.repeat(grid_b, len(every)),
@@ -503,20 +608,21 @@ def _run_configs(
         store = cache.ChunkCache(cache_dir, _cache_key(problem, grid_a, grid_b, grid_s, seeds, s, chunk_size),
                                  label=f"{problem.name}-{s.variant}-{s.optimizer}")
     starts = range(0, n, chunk_size)
-    chunks = {}
-    with training_settings(cpu_tuning), _progress_bar(progress, total=s.iterations * n, unit="cfg·it",
-                                                      desc=f"{problem.name} {s.variant}/{s.optimizer}") as bar:
+    chunks, missing = {}, []
+    threads, default_dtype = torch.get_num_threads(), torch.get_default_dtype()
+    with _progress_bar(progress, total=s.iterations * n, unit="cfg·it",
+                       desc=f"{problem.name} {s.variant}/{s.optimizer}") as bar:
         for i, start in enumerate(starts):
             stop = min(start + chunk_size, n)
-            chunk = store.load(i, stop - start, fields) if store else None
-            if chunk is None:
-                chunk = _run_chunk(problem, grid_a[start:stop], grid_b[start:stop],
-                                   None if seeds is None else grid_s[start:stop], s, bar)
-                if store:
-                    store.save(i, chunk)
+            chunks[i] = store.load(i, stop - start, fields) if store else None
+            if chunks[i] is None:
+                missing.append(_Chunk(problem, grid_a[start:stop], grid_b[start:stop],
+                                      None if seeds is None else grid_s[start:stop], s, threads, default_dtype,
+                                      cpu_tuning, store, i))
             else:
                 bar.update(s.iterations * (stop - start))
-            chunks[i] = chunk
+        for job, chunk in _computed(missing, executor, bar):
+            chunks[job.index] = chunk
     merged = {k: np.concatenate([chunks[i][k] for i in range(len(starts))]) for k in chunks[0]}
     diverged = merged["diverged_at"] >= 0
     table = pd.DataFrame({

@@ -47,6 +47,7 @@ n_seeds: int = 0  # data draws (seeds seed, seed+1, …), trained as one batch; 
 device: str = "auto"  # auto | cpu | cuda
 figures_dir: str = "figures"  # where PNG + PDF go, relative to the repository root
 cache_dir: str = "build/cache"  # sweep results, keyed by every parameter ("" disables the cache)
+executor: str = ""  # where sweeps run their chunks: "" here, "processes:N", or a Dask scheduler address
 n_points: int = 100  # data points of the single task (the paper does not say)
 iterations: int = 0  # meta-iterations per configuration; 0 means the profile value, 500
 threshold: float = 1e-2  # Fig. 3 colours a cell black when its final loss is below this
@@ -159,9 +160,10 @@ pd.DataFrame({s: {"λ_1": v[1], "λ_2": v[0], "α_c = 1/λ_1": 1 / v[1]} for s, 
 # has no region of such growth, only the thin band of cells just above its β_c.
 
 # %%
+pool = runtime.notebook_executor(executor)  # None: the sweeps run in this process
 tables = {
     variant: sweep.run_sweep(problem, alphas, betas, iterations=iterations, variant=variant, seeds=seeds,
-                             device=dev, cache_dir=cache)
+                             device=dev, cache_dir=cache, executor=pool)
     for variant in maml.VARIANTS
 }
 shown = {variant: t[t.seed == seed] for variant, t in tables.items()}  # the draw of Fig. 3

@@ -34,6 +34,7 @@ search_seeds: int = 0  # seeds of the boundary search (seed, seed+1, …); 0 mea
 device: str = "auto"  # auto | cpu | cuda
 figures_dir: str = "figures"  # where PNG + PDF go, relative to the repository root
 cache_dir: str = "build/cache"  # sweep results keyed by every parameter; empty disables the cache
+executor: str = ""  # where the maps' and the search's chunks run: "" here, "processes:N", or a Dask scheduler address
 iterations: int = 0  # meta-iterations of every grid configuration; 0 means the profile value, 500
 fig1_iterations: int = 0  # Adam iterations of the two Fig. 1 runs; 0 means the profile value
 dtype: str = "float32"  # precision of the sweeps and of training: float32 | float64
@@ -54,6 +55,7 @@ runtime.use_threads(threads, profile)
 dev = runtime.resolve_device(device)
 out_dir = runtime.resolve_path(figures_dir)
 cache = runtime.resolve_path(cache_dir) if cache_dir else None
+pool = runtime.notebook_executor(executor)  # None: sweeps run in this process
 plotting.use_style()
 
 # %% [markdown]
@@ -321,7 +323,7 @@ eigen
 start = time.perf_counter()
 tables = {
     optimizer: sweep.run_sweep(problem, np.r_[0.0, alphas], betas, iterations=iterations, optimizer=optimizer,
-                               seeds=seeds, dtype=dtype, device=dev, cache_dir=cache)
+                               seeds=seeds, dtype=dtype, device=dev, cache_dir=cache, executor=pool)
     for optimizer in ("sgd", "adam")
 }
 timings["Fig. 4a and 6a: the two map sweeps"] = time.perf_counter() - start
@@ -352,7 +354,7 @@ stability.sweep_overview(tables)
 
 # %%
 start = time.perf_counter()
-claims = boundary.claims(problem, search, ("sgd", "adam"), device=dev, cache_dir=cache)
+claims = boundary.claims(problem, search, ("sgd", "adam"), device=dev, cache_dir=cache, executor=pool)
 timings["boundary search, SGD and Adam"] = time.perf_counter() - start
 beta50 = {optimizer: claim.beta_50 for optimizer, claim in claims.items()}
 boundary.beta_50_table(claims).round(3)

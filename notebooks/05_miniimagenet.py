@@ -36,6 +36,7 @@ seed: int = 0  # draws θ0 and the task stream shared by every configuration
 device: str = "auto"  # auto | cpu | cuda
 figures_dir: str = "figures"  # where PNG + PDF + JSON go, relative to the repository root
 cache_dir: str = "build/cache"  # sweep results keyed by every parameter; empty disables the cache
+executor: str = ""  # where the MiniImagenet sweeps' chunks run: "" here, "processes:N", or a Dask scheduler address
 iterations: int = 0  # meta-iterations of every configuration; 0 means the profile value (paper: one epoch)
 filters: int = 0  # Conv4 filters per layer; 0 means the profile value (paper: 32)
 tasks_per_batch: int = 0  # tasks per meta-batch; 0 means the profile value (paper: 4)
@@ -71,6 +72,7 @@ cpu_threads = runtime.use_threads(threads, profile)
 dev = runtime.resolve_device(device)
 out_dir = runtime.resolve_path(figures_dir)
 cache = runtime.resolve_path(cache_dir) if cache_dir else None
+pool = runtime.notebook_executor(executor)  # None: sweeps run in this process
 plotting.use_style()
 
 PAPER = {"filters": 32, "tasks_per_batch": 4, "queries": 15, "mantissas": tuple(range(1, 10))}
@@ -167,7 +169,7 @@ pd.DataFrame({
 start = time.perf_counter()
 tables = {
     optimizer: sweep.run_sweep(problem, np.r_[0.0, alphas], betas, iterations=iterations, steps=STEPS,
-                               optimizer=optimizer, seed=seed, dtype=dtype, device=dev, cache_dir=cache)
+                               optimizer=optimizer, seed=seed, dtype=dtype, device=dev, cache_dir=cache, executor=pool)
     for optimizer in ("sgd", "adam")
 }
 sweep_seconds = time.perf_counter() - start
@@ -184,7 +186,7 @@ stability.sweep_overview(tables)
 
 # %%
 start = time.perf_counter()
-searched = boundary.claims(problem, search, chosen["search"]["optimizers"], steps=STEPS, device=dev, cache_dir=cache)
+searched = boundary.claims(problem, search, chosen["search"]["optimizers"], steps=STEPS, device=dev, cache_dir=cache, executor=pool)
 search_seconds = time.perf_counter() - start
 print(boundary.describe(searched))
 boundary.beta_50_table(searched).round(3)

@@ -158,6 +158,20 @@ def test_the_kernel_talks_over_private_sockets_without_a_tcp_warning(tmp_path, c
     assert "eavesdropping" not in capfd.readouterr().err
 
 
+def test_make_hands_the_executor_only_to_notebooks_that_declare_it(tmp_path):
+    takes = tmp_path / "96_takes.py"
+    takes.write_text('# %% tags=["parameters"]\nprofile: str = "default"\nexecutor: str = ""  # where sweeps run\n\n'
+                     '# %%\nprint("executor is", repr(executor))\n')
+    ignores = tmp_path / "95_ignores.py"
+    ignores.write_text('# %% tags=["parameters"]\nprofile: str = "default"\n\n# %%\nexecutor = "never set"\n')
+    assert pipeline.takes_parameter(takes, "executor") and not pipeline.takes_parameter(ignores, "executor")
+    assert pipeline.takes_parameter(takes, "profile") and not pipeline.takes_parameter(takes, "exec")
+    out = tmp_path / "build" / "96_takes.ipynb"
+    assert pipeline.main(["run", str(takes), str(out), "--profile", "smoke", "--executor", "processes:2",
+                          "--figures-dir", str(tmp_path / "figures")]) == 0
+    assert "executor is 'processes:2'" in out.read_text()
+
+
 def test_bad_profile_is_refused_before_running(tmp_path):
     with pytest.raises(ValueError, match="profile='fast' is not allowed; choose one of smoke, default, paper"):
         pipeline.execute(NOTEBOOKS[0], tmp_path / "x.ipynb", {"profile": "fast"})

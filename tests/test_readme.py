@@ -44,6 +44,7 @@ def render(text, figures):
     ("{{ r.json : verdict/seeds : d }}", "10"),
     ("{{ r.json : verdict/word : s }}", "undecided"),
     ("{{ r.json : fraction : ×100 .1f }} %", "95.3 %"),
+    ("{{ r.json : fraction : ×1000 .0f }} ms", "953 ms"),
     ("{{ r.json : runs/1 : d }}", "294"),
     ("{{ r.json : seconds/search: runs : .0f }}", "205"),
     ("{{ r.json : table/lr/0/alpha : sig3 }}", "0.00001"),
@@ -89,6 +90,18 @@ def test_a_table_over_list_items_without_row_and_column_in_its_path(figures):
                "cell = {sig3}\n}}"
     assert render(template, figures).split("\n") == [
         "|  | α | β |", "|---|---|---|", "| LR | 0.04 | 0.0000000000567 |", "| LR | 0.00001 | 0.132 |"]
+
+
+def test_a_benchmark_result_is_read_from_benchmarks_results_and_no_other_folder(tmp_path):
+    figures = tmp_path / "figures"
+    figures.mkdir()
+    (tmp_path / "benchmarks" / "results").mkdir(parents=True)
+    (tmp_path / "benchmarks" / "results" / "scaling.json").write_text('{"speedup": 1.874}')
+    (tmp_path / "secret.json").write_text('{"speedup": 9}')
+    assert render("{{ benchmarks/results/scaling.json : speedup : .2f }}×", figures) == "1.87×"
+    for file in ("../secret.json", "benchmarks/results/../../secret.json", "benchmarks/secret.json"):
+        with pytest.raises(ValueError, match=r"is not allowed; name a JSON file in .* or benchmarks/results/NAME.json"):
+            render(f"{{{{ {file} : speedup : .2f }}}}", figures)
 
 
 @pytest.mark.parametrize("template, message", [
