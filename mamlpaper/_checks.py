@@ -179,6 +179,13 @@ def seeds(value) -> tuple[int, ...]:
     return values
 
 
+def text(name: str, value) -> str:
+    """A label or title: a str, not something that merely prints as one."""
+    if not isinstance(value, str):
+        raise refuse(name, value, f"{name} must be a str")
+    return value
+
+
 def function(name: str, value):
     """Something to call (a loss, a sampler, a criterion)."""
     if not callable(value):

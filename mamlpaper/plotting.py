@@ -370,18 +370,12 @@ def legend_below(ax, *, ncol: int = 2, anchor=(0.5, -0.2)) -> Legend | None:
     return ax.legend(loc="upper center", bbox_to_anchor=anchor, ncol=ncol, fontsize="x-small", frameon=False)
 
 
-def _text(name: str, value) -> str:
-    if not isinstance(value, str):
-        raise _checks.refuse(name, value, f"{name} must be a str")
-    return value
-
-
 def loss_map(table, *, title: str, collapsed_label: str):
     """A sweep's α × β map over α > 0 as a new figure, for the overlays (bounds, β_50, the α = 0
     line) to be drawn on: the final loss, the median over the seeds that stayed finite (uncoloured
     where most diverged), and a red × where most finite runs collapsed, since such a run neither
     diverged nor trained. α = 0 has no cell on a log axis. Returns (fig, ax)."""
-    title, collapsed_label = _text("title", title), _text("collapsed_label", collapsed_label)
+    title, collapsed_label = _checks.text("title", title), _checks.text("collapsed_label", collapsed_label)
     needed = ("alpha", "beta", "seed", "diverged", "collapsed", "loss_final")
     if not hasattr(table, "columns") or not set(needed) <= set(table.columns) or not (table["alpha"] > 0).any():
         raise _checks.refuse("table", table, f"table must be a run_sweep table (columns {', '.join(needed)}) with "
@@ -443,7 +437,7 @@ def beta_critical_figure(per_alpha, betas, *, title: str, learned: float = stabi
     SGD and Adam, finite and trained, and SGD's "learned", with each optimizer's finite β_c(0) as a
     dashed line: the claim is read by comparing the lines' highest point with the dashed one. The
     axes span the grid (``betas``) with a factor 2 of margin. Returns the figure."""
-    title = _text("title", title)
+    title = _checks.text("title", title)
     learned = _checks.real("learned", learned, above=0.0)
     grid = _checks.grid("betas", betas, increasing=True)
     needed = {(optimizer, reading) for optimizer, reading, *_ in _BETA_C_LINES}
@@ -477,7 +471,7 @@ def gradient_norms(norms, *, window: int, title: str):
     iteration, from 0) per run, each raw (faint) and as a running mean over ``window`` iterations,
     since the raw curve of a stochastic meta-batch is too noisy to compare runs by. Returns the figure."""
     window = _checks.integer("window", window, minimum=1)
-    title = _text("title", title)
+    title = _checks.text("title", title)
     if not hasattr(norms, "columns") or norms.empty:
         raise _checks.refuse("norms", norms, "norms must be a non-empty DataFrame, one column per run",
                              shown=type(norms).__name__)
@@ -506,7 +500,7 @@ def curvature_bars(curvature, *, title: str, errors: bool):
     norm), each bar labelled with its value, since the claim is a ratio to read off. ``curvature``:
     rows Tg, H2, Tg+H2; columns λ_1, λ_2, ‖·‖_F and, for ``errors`` (norms estimated from random
     probes), ‖·‖_F std. error, drawn as ± two standard errors. Returns the figure."""
-    title, errors = _text("title", title), _checks.flag("errors", errors)
+    title, errors = _checks.text("title", title), _checks.flag("errors", errors)
     columns = ["λ_1", "λ_2", "‖·‖_F"] + (["‖·‖_F std. error"] if errors else [])
     if not hasattr(curvature, "columns") or not set(columns) <= set(curvature.columns) or not set(
             _CURVATURE_NAMES) <= set(curvature.index):

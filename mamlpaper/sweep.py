@@ -25,6 +25,7 @@ import os
 from dataclasses import dataclass
 from typing import Callable, NamedTuple, Sequence
 
+import cloudpickle
 import numpy as np
 import pandas as pd
 import torch
@@ -531,15 +532,11 @@ def _measured_chunk_size(problem: MetaProblem, s: _Settings, memory_budget: floa
 
 def _pack(call) -> bytes:
     """A call as bytes for a worker: cloudpickle, because problems hold lambdas (their task streams)."""
-    import cloudpickle
-
     return cloudpickle.dumps(call)
 
 
 def _shipped(payload: bytes):
     """Run a call :func:`_pack` made (on a worker: it unpacks only what this process packed)."""
-    import cloudpickle
-
     return cloudpickle.loads(payload)()
 
 
