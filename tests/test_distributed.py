@@ -106,7 +106,7 @@ def fail_on_seed_1(seed, draws):
 def test_a_failing_chunk_is_reported_with_its_runs(pool):
     with pytest.raises(sweep.ChunkFailed, match=r"on a worker: ValueError: no tasks for seed 1") as raised:
         sweep.run_sweep(sine_problem(fail_on_seed_1), ALPHAS, BETAS, executor=pool, **RUN)
-    assert "seed=1" in str(raised.value) and "(α=0, β=0.01, seed=0)" not in str(raised.value).split("runs: ")[0]
+    assert "seed=1" in str(raised.value)
     assert isinstance(raised.value.__cause__, ValueError)
 
 
